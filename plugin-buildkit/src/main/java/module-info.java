@@ -1,0 +1,3 @@
+module dev.slipway.plugin.buildkit {
+  requires dev.slipway.worker.api;
+}

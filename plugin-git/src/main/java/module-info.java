@@ -1,0 +1,3 @@
+module dev.slipway.plugin.git {
+  requires dev.slipway.worker.api;
+}

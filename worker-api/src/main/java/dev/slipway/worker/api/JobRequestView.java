@@ -1,0 +1,40 @@
+package dev.slipway.worker.api;
+
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * A job's request as stages see it: the fields of the gRPC {@code JobRequest} with defaults
+ * applied ({@code Dockerfile}, {@code .}) and the token wrapped so that it never prints.
+ *
+ * @param jobId the job's id
+ * @param repoUrl the repository to clone
+ * @param branch the branch to check out; empty for the remote's default branch
+ * @param token the token for a private repository, if any
+ * @param imageName the image to build, {@code repository[:tag]}
+ * @param dockerfilePath the Dockerfile, relative to the repository root
+ * @param contextDir the build context, relative to the repository root
+ * @param buildArgs build arguments, in the caller's order
+ */
+public record JobRequestView(
+    String jobId,
+    String repoUrl,
+    String branch,
+    Optional<Secret> token,
+    String imageName,
+    String dockerfilePath,
+    String contextDir,
+    Map<String, String> buildArgs) {
+
+  public JobRequestView {
+    Objects.requireNonNull(jobId, "jobId");
+    Objects.requireNonNull(repoUrl, "repoUrl");
+    Objects.requireNonNull(branch, "branch");
+    Objects.requireNonNull(token, "token");
+    Objects.requireNonNull(imageName, "imageName");
+    Objects.requireNonNull(dockerfilePath, "dockerfilePath");
+    Objects.requireNonNull(contextDir, "contextDir");
+    buildArgs = Map.copyOf(buildArgs);
+  }
+}

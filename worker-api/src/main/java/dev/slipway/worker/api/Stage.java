@@ -1,0 +1,42 @@
+package dev.slipway.worker.api;
+
+/**
+ * One step of a job's pipeline, created once by its {@link StageFactory} and reused for every job.
+ * Implementations must be safe to call from more than one job thread when the worker is configured
+ * to run jobs concurrently; keep per-job state in local variables or the {@link JobContext}.
+ */
+public interface Stage extends AutoCloseable {
+
+  /**
+   * Checks the job's request before the job gets a workspace or makes any network call. Throw a
+   * {@link StageException} of kind {@link ErrorKind#INVALID_REQUEST} to refuse the job; the caller
+   * then gets {@code INVALID_ARGUMENT} with the exception's message.
+   *
+   * @param request the job's request, with defaults applied
+   */
+  default void validate(JobRequestView request) throws StageException {}
+
+  /**
+   * Runs the stage for one job. Return normally on success; throw a {@link StageException} with a
+   * stable code on failure. The runtime interrupts the calling thread when the job is cancelled or
+   * times out: blocking calls should let the {@link InterruptedException} through, and long work
+   * should poll {@link JobContext#isCancelled()} or register a {@link JobContext#onCancel} action.
+   *
+   * @param context the job's context: request, workspace, outputs of earlier stages, log
+   */
+  void execute(JobContext context) throws StageException, InterruptedException;
+
+  /**
+   * Called after the job has ended, however it ended, for every stage whose {@link #execute} was
+   * called, in reverse pipeline order and before the workspace is deleted. Release what the job
+   * left outside its workspace here (local image tags, for example). Must not throw for a job that
+   * failed half-way.
+   *
+   * @param context the job's context; {@link JobContext#isCancelled()} tells if it was cancelled
+   */
+  default void cleanup(JobContext context) {}
+
+  /** Releases what the stage holds for the worker's lifetime (clients, connection pools). */
+  @Override
+  default void close() {}
+}

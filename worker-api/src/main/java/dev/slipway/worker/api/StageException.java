@@ -1,0 +1,42 @@
+package dev.slipway.worker.api;
+
+import java.util.Objects;
+import java.util.regex.Pattern;
+
+/**
+ * A stage's failure, with a stable code that orchestrators may act on (it becomes
+ * {@code JobResponse.error_code}) and a message for people. Codes are {@code <stage-or-area>.<what>}
+ * in lower case with dashes, e.g. {@code git.auth-failed}; a code once published keeps its meaning.
+ *
+ * <p>Messages go to the caller as they are: never put a secret into one.
+ */
+public class StageException extends Exception {
+  private static final long serialVersionUID = 1L;
+  private static final Pattern CODE = Pattern.compile("[a-z][a-z0-9-]*(\\.[a-z0-9][a-z0-9-]*)+");
+
+  private final String code;
+  private final ErrorKind kind;
+
+  public StageException(String code, ErrorKind kind, String message) {
+    this(code, kind, message, null);
+  }
+
+  public StageException(String code, ErrorKind kind, String message, Throwable cause) {
+    super(Objects.requireNonNull(message, "message"), cause);
+    if (!CODE.matcher(Objects.requireNonNull(code, "code")).matches()) {
+      throw new IllegalArgumentException(
+          "error code '" + code + "' must look like 'area.what' (lower case, digits, dashes)");
+    }
+    this.code = code;
+    this.kind = Objects.requireNonNull(kind, "kind");
+  }
+
+  /** The stable error code, e.g. {@code git.auth-failed}. */
+  public String code() {
+    return code;
+  }
+
+  public ErrorKind kind() {
+    return kind;
+  }
+}

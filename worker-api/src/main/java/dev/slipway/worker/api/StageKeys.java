@@ -1,0 +1,27 @@
+package dev.slipway.worker.api;
+
+import java.nio.file.Path;
+
+/** The keys through which the bundled stages hand work on; any plugin may use them. */
+public final class StageKeys {
+  private StageKeys() {}
+
+  /** The root of the checked-out source tree, inside the job's workspace. */
+  public static final StageKey<Path> SOURCE_DIR = StageKey.of("source-dir", Path.class);
+
+  /** The full sha of the checked-out commit; it becomes {@code JobResponse.commit_sha}. */
+  public static final StageKey<String> COMMIT_SHA = StageKey.of("commit-sha", String.class);
+
+  /** The reference of the image built into the local engine, e.g. {@code app:1.2}. */
+  public static final StageKey<String> LOCAL_IMAGE = StageKey.of("local-image", String.class);
+
+  /** Where to push, and with which credentials; masked everywhere. */
+  public static final StageKey<RegistryCredentials> REGISTRY_CREDENTIALS =
+      StageKey.of("registry-credentials", RegistryCredentials.class);
+
+  /** The full reference the image was pushed to; it becomes {@code JobResponse.image_uri}. */
+  public static final StageKey<String> IMAGE_URI = StageKey.of("image-uri", String.class);
+
+  /** The pushed manifest's digest, {@code sha256:...}; it becomes {@code JobResponse.image_digest}. */
+  public static final StageKey<String> IMAGE_DIGEST = StageKey.of("image-digest", String.class);
+}

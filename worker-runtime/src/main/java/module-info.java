@@ -1,0 +1,1 @@
+module dev.slipway.worker.runtime { }

@@ -1,0 +1,147 @@
+package dev.slipway.worker.testkit;
+
+import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobLog;
+import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.Secret;
+import dev.slipway.worker.api.SecretBearing;
+import dev.slipway.worker.api.StageKey;
+import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * A {@link JobContext} for testing a stage without a worker: it records log lines and published
+ * values and lets the test cancel the job. It masks nothing, so a test can check what a stage
+ * would have leaked.
+ */
+public final class RecordingJobContext implements JobContext {
+  private final JobRequestView request;
+  private final Path workspace;
+  private final Map<StageKey<?>, Object> values = new ConcurrentHashMap<>();
+  private final List<String> lines = new CopyOnWriteArrayList<>();
+  private final Set<String> secrets = ConcurrentHashMap.newKeySet();
+  private final List<Runnable> cancelActions = new CopyOnWriteArrayList<>();
+  private volatile boolean cancelled;
+
+  public RecordingJobContext(JobRequestView request, Path workspace) {
+    this.request = request;
+    this.workspace = workspace;
+    request.token().map(Secret::reveal).ifPresent(this::addSecret);
+  }
+
+  /** A request with the given repository and image and defaults elsewhere. */
+  public static JobRequestView request(String repoUrl, String branch, String token, String image) {
+    return new JobRequestView(
+        "test-job",
+        repoUrl,
+        branch == null ? "" : branch,
+        token == null ? Optional.empty() : Optional.of(Secret.of(token)),
+        image,
+        "Dockerfile",
+        ".",
+        Map.of());
+  }
+
+  @Override
+  public String jobId() {
+    return request.jobId();
+  }
+
+  @Override
+  public JobRequestView request() {
+    return request;
+  }
+
+  @Override
+  public Path workspace() {
+    return workspace;
+  }
+
+  @Override
+  public <T> Optional<T> get(StageKey<T> key) {
+    return Optional.ofNullable(values.get(key)).map(key.type()::cast);
+  }
+
+  @Override
+  public <T> void publish(StageKey<T> key, T value) {
+    values.put(key, key.type().cast(value));
+    if (value instanceof Secret s) {
+      addSecret(s.reveal());
+    } else if (value instanceof SecretBearing b) {
+      b.secrets().forEach(s -> addSecret(s.reveal()));
+    }
+  }
+
+  @Override
+  public JobLog log() {
+    return new JobLog() {
+      @Override
+      public void line(String line) {
+        lines.addAll(List.of(line.split("\r\n|\r|\n", -1)));
+      }
+
+      @Override
+      public OutputStream lineStream() {
+        return new ByteArrayOutputStream() {
+          @Override
+          public void close() {
+            String text = toString(StandardCharsets.UTF_8);
+            if (!text.isEmpty()) {
+              for (String l : text.split("\r\n|\r|\n")) {
+                lines.add(l);
+              }
+            }
+          }
+        };
+      }
+    };
+  }
+
+  @Override
+  public void addSecret(String secret) {
+    if (secret != null && !secret.isBlank()) {
+      secrets.add(secret);
+    }
+  }
+
+  @Override
+  public boolean isCancelled() {
+    return cancelled;
+  }
+
+  @Override
+  public void onCancel(Runnable action) {
+    if (cancelled) {
+      action.run();
+    } else {
+      cancelActions.add(action);
+    }
+  }
+
+  /** Cancels the job: runs the cancel actions; interrupting the stage's thread is the test's job. */
+  public void cancel() {
+    cancelled = true;
+    List<Runnable> actions = new ArrayList<>(cancelActions);
+    cancelActions.clear();
+    actions.forEach(Runnable::run);
+  }
+
+  /** Every line logged so far. */
+  public List<String> lines() {
+    return List.copyOf(lines);
+  }
+
+  /** Every secret the stage or the request registered. */
+  public Set<String> secrets() {
+    return Set.copyOf(secrets);
+  }
+}
