@@ -1,0 +1,248 @@
+package dev.slipway.worker.runtime;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigRenderOptions;
+import com.typesafe.config.ConfigValueFactory;
+import dev.slipway.proto.v1.RegisterRequest;
+import dev.slipway.worker.runtime.config.ConfigLoader;
+import dev.slipway.worker.runtime.config.ConfigProblems;
+import dev.slipway.worker.runtime.config.StartupException;
+import dev.slipway.worker.runtime.config.WorkerSettings;
+import dev.slipway.worker.runtime.grpc.WorkerServer;
+import dev.slipway.worker.runtime.job.JobListener;
+import dev.slipway.worker.runtime.job.JobManager;
+import dev.slipway.worker.runtime.job.Workspaces;
+import dev.slipway.worker.runtime.pipeline.Pipeline;
+import dev.slipway.worker.runtime.pipeline.PipelineAssembler;
+import dev.slipway.worker.runtime.pipeline.PipelineStage;
+import dev.slipway.worker.runtime.plugins.DiscoveredStage;
+import dev.slipway.worker.runtime.plugins.PluginRegistry;
+import dev.slipway.worker.runtime.registration.Registrar;
+import io.grpc.Channel;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A whole worker: configuration, plugins, pipeline, job manager, gRPC server and registration.
+ * {@link #prepare} does every check and fails with all problems at once; {@link #start} serves.
+ */
+public final class Worker implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
+
+  private final WorkerSettings settings;
+  private final Config config;
+  private final PluginRegistry plugins;
+  private final Pipeline pipeline;
+  private final JobManager jobs;
+  private final Function<String, Channel> channels;
+  private WorkerServer server;
+  private Registrar registrar;
+  private ManagedChannel ownChannel;
+  private boolean stopped;
+
+  private Worker(WorkerSettings settings, Config config, PluginRegistry plugins,
+      Pipeline pipeline, Function<String, Channel> channels) {
+    this.settings = settings;
+    this.config = config;
+    this.plugins = plugins;
+    this.pipeline = pipeline;
+    this.channels = channels;
+    Workspaces workspaces = new Workspaces(settings.workspaceRoot());
+    workspaces.removeLeftovers();
+    this.jobs = new JobManager(settings.id(), pipeline, workspaces, settings.maxConcurrentJobs(),
+        settings.jobTimeout(), JobListener.NONE);
+  }
+
+  /** Loads and checks everything, with the stages of the boot layer. */
+  public static Worker prepare(WorkerOptions options) throws StartupException {
+    return prepare(options, PluginRegistry.discover(), null);
+  }
+
+  /**
+   * Loads and checks everything.
+   *
+   * @param channels makes the channel to the orchestrator from its address; null for a real
+   *     plaintext channel (tests pass an in-process one)
+   */
+  public static Worker prepare(WorkerOptions options, PluginRegistry plugins,
+      Function<String, Channel> channels) throws StartupException {
+    List<Module> modules = new ArrayList<>();
+    for (DiscoveredStage stage : plugins.all()) {
+      if (!modules.contains(stage.module())) {
+        modules.add(stage.module());
+      }
+    }
+    Config config = ConfigLoader.load(options.configFile(), options.workingDirectory(),
+        options.environment(), options.systemProperties(), modules);
+    Config reference = ConfigLoader.runtimeReference();
+    WorkerSettings settings;
+    List<String> problems = new ArrayList<>();
+    try {
+      settings = WorkerSettings.from(config, reference, options.workingDirectory());
+    } catch (StartupException e) {
+      problems.addAll(e.problems());
+      // Assemble the pipeline anyway with the pipeline as written, to report its problems too.
+      settings = null;
+    }
+    Pipeline pipeline = null;
+    if (settings != null) {
+      try {
+        pipeline = PipelineAssembler.assemble(config, settings, plugins, new RuntimeEnvironment(
+            settings.id(), settings.region(), options.home(), options.environment()));
+      } catch (StartupException e) {
+        problems.addAll(e.problems());
+      }
+    }
+    if (!problems.isEmpty()) {
+      ConfigProblems all = new ConfigProblems();
+      all.addAll(problems);
+      all.throwIfAny("the worker cannot start");
+    }
+    return new Worker(settings, config, plugins, pipeline, channels);
+  }
+
+  /** Starts the server, then registers; returns once the server listens. */
+  public synchronized void start() throws IOException {
+    server = new WorkerServer(settings.bindAddress(), settings.port(), jobs, settings.id());
+    server.start();
+    LOG.info("worker {} listening on {}:{}, pipeline {}", settings.id(), settings.bindAddress(),
+        server.port(), pipeline.ids());
+    server.markServing();
+    Optional<String> address = settings.orchestrator().address();
+    if (address.isEmpty()) {
+      LOG.info("no orchestrator address (worker.orchestrator.address / ORCHESTRATOR_ADDR):"
+          + " standalone mode, jobs are taken from whoever calls");
+      return;
+    }
+    Channel channel;
+    if (channels == null) {
+      ownChannel = Grpc.newChannelBuilder(address.get(), InsecureChannelCredentials.create())
+          .build();
+      channel = ownChannel;
+    } else {
+      channel = channels.apply(address.get());
+    }
+    RegisterRequest.Builder request = RegisterRequest.newBuilder()
+        .setWorkerId(settings.id())
+        .setIp(settings.advertiseAddress())
+        .setPort(server.port())
+        .setRegion(settings.region().orElse(""))
+        .putAllLabels(settings.labels())
+        .addAllStages(pipeline.ids())
+        .setVersion(version());
+    registrar = new Registrar(channel, request.build(), settings.orchestrator().initialBackoff(),
+        settings.orchestrator().maxBackoff(), settings.orchestrator().callTimeout());
+    registrar.start();
+  }
+
+  /** The worker's version: its module's version, as built. */
+  public static String version() {
+    return Worker.class.getModule().getDescriptor() == null ? "dev"
+        : Worker.class.getModule().getDescriptor().rawVersion().orElse("dev");
+  }
+
+  /** Drains (new jobs refused, a running one may finish within the grace period) and stops. */
+  public synchronized void stop() {
+    if (stopped) {
+      return;
+    }
+    stopped = true;
+    LOG.info("stopping: draining for up to {} ms", settings.shutdownGracePeriod().toMillis());
+    if (registrar != null) {
+      registrar.close();
+    }
+    if (server != null) {
+      server.drainAndStop(settings.shutdownGracePeriod());
+    }
+    jobs.close();
+    pipeline.close();
+    if (ownChannel != null) {
+      ownChannel.shutdownNow();
+      try {
+        ownChannel.awaitTermination(2, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    LOG.info("stopped");
+  }
+
+  @Override
+  public void close() {
+    stop();
+  }
+
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  public int port() {
+    return server.port();
+  }
+
+  public WorkerSettings settings() {
+    return settings;
+  }
+
+  public JobManager jobs() {
+    return jobs;
+  }
+
+  public PluginRegistry plugins() {
+    return plugins;
+  }
+
+  public Pipeline pipeline() {
+    return pipeline;
+  }
+
+  public Optional<Registrar.State> registrationState() {
+    if (settings.orchestrator().address().isEmpty()) {
+      return Optional.of(Registrar.State.STANDALONE);
+    }
+    return Optional.ofNullable(registrar).map(Registrar::state);
+  }
+
+  public Optional<Registrar> registrar() {
+    return Optional.ofNullable(registrar);
+  }
+
+  /**
+   * The effective configuration as HOCON, with the value of every secret path masked: the paths
+   * stages declare secret, and any key whose name says password, secret or token.
+   */
+  public String renderEffectiveConfig() {
+    Config masked = config;
+    Set<String> secretPaths = new TreeSet<>();
+    for (PipelineStage stage : pipeline.stages()) {
+      for (String path : stage.plugin().factory().secretConfigPaths()) {
+        secretPaths.add("worker.stages." + stage.id() + "." + path);
+      }
+    }
+    for (var entry : config.entrySet()) {
+      String key = entry.getKey().toLowerCase(java.util.Locale.ROOT);
+      if (key.contains("password") || key.contains("secret") || key.contains("token")) {
+        secretPaths.add(entry.getKey());
+      }
+    }
+    for (String path : secretPaths) {
+      if (masked.hasPath(path)) {
+        masked = masked.withValue(path, ConfigValueFactory.fromAnyRef("****"));
+      }
+    }
+    return masked.root().render(ConfigRenderOptions.defaults().setOriginComments(false)
+        .setComments(false).setJson(false));
+  }
+
+}

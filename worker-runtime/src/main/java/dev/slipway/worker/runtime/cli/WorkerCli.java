@@ -1,0 +1,135 @@
+package dev.slipway.worker.runtime.cli;
+
+import dev.slipway.worker.runtime.Worker;
+import dev.slipway.worker.runtime.WorkerOptions;
+import dev.slipway.worker.runtime.config.StartupException;
+import dev.slipway.worker.runtime.logging.Logging;
+import dev.slipway.worker.runtime.plugins.DiscoveredStage;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+/**
+ * The {@code worker} command. Exit codes: 0 success, 1 a failure at run time, 2 bad configuration
+ * or usage.
+ */
+@Command(name = "worker", mixinStandardHelpOptions = true,
+    versionProvider = WorkerCli.Version.class,
+    description = "Slipway build worker: clones, builds and pushes container images for an"
+        + " orchestrator that calls it over gRPC.",
+    subcommands = {WorkerCli.Serve.class, WorkerCli.CheckConfig.class, WorkerCli.Plugins.class})
+public final class WorkerCli implements Callable<Integer> {
+  /** Bad configuration or usage. */
+  public static final int EXIT_CONFIG = 2;
+
+  @Option(names = {"-c", "--config"}, paramLabel = "FILE", scope = CommandLine.ScopeType.INHERIT,
+      description = "HOCON file overriding the defaults (default: ./application.conf if present)")
+  Path config;
+
+  @Spec
+  CommandLine.Model.CommandSpec spec;
+
+  /** Runs the command line and returns the exit code; {@code main} exits with it. */
+  public static int run(String... args) {
+    CommandLine cli = new CommandLine(new WorkerCli());
+    cli.setExitCodeExceptionMapper(e -> e instanceof StartupException ? EXIT_CONFIG : 1);
+    cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+      if (e instanceof StartupException) {
+        commandLine.getErr().println("slipway: " + e.getMessage());
+        return EXIT_CONFIG;
+      }
+      throw e;
+    });
+    return cli.execute(args);
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    // No subcommand: serve, as operators expect of a daemon's bare command.
+    Serve serve = new Serve();
+    serve.parent = this;
+    return serve.call();
+  }
+
+  Optional<Path> configFile() {
+    return Optional.ofNullable(config);
+  }
+
+  /** Serves jobs until SIGTERM or SIGINT, then drains and exits 0. */
+  @Command(name = "serve", description = "Serve jobs over gRPC (the default).")
+  static final class Serve implements Callable<Integer> {
+    @ParentCommand WorkerCli parent;
+
+    @Override
+    public Integer call() throws Exception {
+      WorkerOptions options = WorkerOptions.fromProcess(parent.configFile());
+      Worker worker = Worker.prepare(options);
+      Logging.configure(worker.settings().logFormat(), worker.settings().logLevel());
+      worker.start();
+      CountDownLatch stopped = new CountDownLatch(1);
+      Signals.onTermination(() -> {
+        worker.stop();
+        stopped.countDown();
+      });
+      stopped.await();
+      return 0;
+    }
+  }
+
+  /** Validates the configuration and prints the effective pipeline, secrets masked. */
+  @Command(name = "check-config",
+      description = "Validate the configuration and print the effective pipeline.")
+  static final class CheckConfig implements Callable<Integer> {
+    @ParentCommand WorkerCli parent;
+    @Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      Logging.configure("text", "WARN");
+      try (Worker worker = Worker.prepare(WorkerOptions.fromProcess(parent.configFile()))) {
+        PrintWriter out = spec.commandLine().getOut();
+        out.println("configuration OK");
+        out.println("pipeline: " + String.join(" -> ", worker.pipeline().ids()));
+        out.println();
+        out.println(worker.renderEffectiveConfig());
+        out.flush();
+      }
+      return 0;
+    }
+  }
+
+  /** Lists every discovered stage. */
+  @Command(name = "plugins", description = "List the stages of every discovered plugin.")
+  static final class Plugins implements Callable<Integer> {
+    @Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      Logging.configure("text", "WARN");
+      PrintWriter out = spec.commandLine().getOut();
+      out.printf("%-16s %-34s %-16s %s%n", "STAGE", "MODULE", "VERSION", "FROM");
+      for (DiscoveredStage stage : dev.slipway.worker.runtime.plugins.PluginRegistry.discover()
+          .all()) {
+        out.printf("%-16s %-34s %-16s %s%n", stage.id(), stage.moduleName(), stage.version(),
+            stage.source());
+      }
+      out.flush();
+      return 0;
+    }
+  }
+
+  /** The version from the runtime module. */
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      return new String[] {"slipway worker " + Worker.version()};
+    }
+  }
+}

@@ -1,0 +1,60 @@
+package dev.slipway.worker.runtime.errors;
+
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.runtime.job.RejectedJobException;
+import io.grpc.Status;
+
+/**
+ * The one place where failures become error codes and gRPC statuses, so that every path (RunJob,
+ * StreamJob, a stage's exception, the runtime's own checks) reports the same thing the same way.
+ */
+public final class ErrorMapping {
+  /** The job was cancelled by its caller or by CancelJob. */
+  public static final String CANCELLED = "worker.cancelled";
+  /** A stage ran longer than its {@code worker.stages.<id>.timeout}. */
+  public static final String STAGE_TIMEOUT = "worker.stage-timeout";
+  /** The job ran longer than {@code worker.job-timeout}. */
+  public static final String JOB_TIMEOUT = "worker.job-timeout";
+  /** A stage threw something other than a {@link StageException}: a bug. */
+  public static final String INTERNAL = "worker.internal-error";
+  /** The job's workspace could not be made. */
+  public static final String WORKSPACE = "worker.workspace-failed";
+
+  /** The message every cancelled job reports, as the original worker did. */
+  public static final String CANCELLED_MESSAGE = "Execution cancelled";
+
+  private ErrorMapping() {}
+
+  /**
+   * A stage failure as reported to the caller.
+   *
+   * @param code the stable error code
+   * @param message what went wrong, not yet masked
+   */
+  public record Failure(String code, String message) {}
+
+  /** Maps whatever a stage threw to a code and a message. */
+  public static Failure stageFailure(String stageId, Throwable thrown) {
+    if (thrown instanceof StageException e) {
+      return new Failure(e.code(), e.getMessage());
+    }
+    if (thrown instanceof InterruptedException) {
+      return new Failure(INTERNAL, "stage '" + stageId
+          + "' was interrupted although the job was not cancelled");
+    }
+    String detail = thrown.getMessage() == null ? "" : ": " + thrown.getMessage();
+    return new Failure(INTERNAL, "stage '" + stageId + "' failed unexpectedly with "
+        + thrown.getClass().getName() + detail);
+  }
+
+  /** The gRPC status for a job that was refused before it started. */
+  public static Status status(RejectedJobException e) {
+    Status status = switch (e.reason()) {
+      case INVALID_REQUEST -> Status.INVALID_ARGUMENT;
+      case BUSY -> Status.RESOURCE_EXHAUSTED;
+      case DRAINING -> Status.UNAVAILABLE;
+      case DUPLICATE_JOB_ID -> Status.ALREADY_EXISTS;
+    };
+    return status.withDescription(e.getMessage());
+  }
+}

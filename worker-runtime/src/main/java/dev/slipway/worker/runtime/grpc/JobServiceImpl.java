@@ -1,0 +1,189 @@
+package dev.slipway.worker.runtime.grpc;
+
+import dev.slipway.proto.v1.CancelJobRequest;
+import dev.slipway.proto.v1.CancelJobResponse;
+import dev.slipway.proto.v1.JobEvent;
+import dev.slipway.proto.v1.JobRequest;
+import dev.slipway.proto.v1.JobResponse;
+import dev.slipway.proto.v1.JobServiceGrpc;
+import dev.slipway.proto.v1.LogLine;
+import dev.slipway.proto.v1.PingRequest;
+import dev.slipway.proto.v1.PingResponse;
+import dev.slipway.proto.v1.StageFinished;
+import dev.slipway.proto.v1.StageStarted;
+import dev.slipway.proto.v1.WorkerStatus;
+import dev.slipway.worker.runtime.errors.ErrorMapping;
+import dev.slipway.worker.runtime.job.JobHandle;
+import dev.slipway.worker.runtime.job.JobListener;
+import dev.slipway.worker.runtime.job.JobManager;
+import dev.slipway.worker.runtime.job.JobResult;
+import dev.slipway.worker.runtime.job.RejectedJobException;
+import dev.slipway.worker.runtime.job.StageOutcome;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The worker's gRPC face. RunJob and StreamJob return at once and answer when the job ends, so a
+ * job never holds a server thread; a caller that goes away, or whose deadline passes, cancels its
+ * job.
+ */
+public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
+  private static final Logger LOG = LoggerFactory.getLogger(JobServiceImpl.class);
+  /** How long CancelJob waits for the job to have stopped before it answers. */
+  private static final long CANCEL_WAIT_SECONDS = 10;
+
+  private final JobManager jobs;
+  private final String workerId;
+
+  public JobServiceImpl(JobManager jobs, String workerId) {
+    this.jobs = jobs;
+    this.workerId = workerId;
+  }
+
+  @Override
+  public void runJob(JobRequest request, StreamObserver<JobResponse> observer) {
+    ServerCallStreamObserver<JobResponse> call = (ServerCallStreamObserver<JobResponse>) observer;
+    Optional<JobHandle> handle = start(request, call, JobListener.NONE);
+    handle.ifPresent(h -> h.result().whenComplete((result, error) -> {
+      if (call.isCancelled()) {
+        return;
+      }
+      if (error != null) {
+        call.onError(Status.INTERNAL.withDescription("the job failed inside the worker")
+            .asRuntimeException());
+      } else {
+        call.onNext(ProtoMapping.toProto(result));
+        call.onCompleted();
+      }
+    }));
+  }
+
+  @Override
+  public void streamJob(JobRequest request, StreamObserver<JobEvent> observer) {
+    ServerCallStreamObserver<JobEvent> call = (ServerCallStreamObserver<JobEvent>) observer;
+    start(request, call, new StreamingListener(call));
+  }
+
+  /** Submits the job and ties its life to the call's; empty if the job was refused. */
+  private Optional<JobHandle> start(
+      JobRequest request, ServerCallStreamObserver<?> call, JobListener listener) {
+    AtomicReference<String> jobId = new AtomicReference<>();
+    call.setOnCancelHandler(() -> {
+      String id = jobId.get();
+      if (id != null && jobs.cancel(id)) {
+        LOG.info("the caller of job {} went away or its deadline passed", id);
+      }
+    });
+    JobHandle handle;
+    try {
+      handle = jobs.submit(ProtoMapping.toView(request), listener);
+    } catch (RejectedJobException e) {
+      LOG.info("job refused: {}", e.getMessage());
+      call.onError(ErrorMapping.status(e).asRuntimeException());
+      return Optional.empty();
+    }
+    jobId.set(handle.jobId());
+    if (call.isCancelled()) {
+      jobs.cancel(handle.jobId());
+    }
+    return Optional.of(handle);
+  }
+
+  @Override
+  public void cancelJob(CancelJobRequest request, StreamObserver<CancelJobResponse> observer) {
+    String id = request.getJobId().trim();
+    if (id.isEmpty()) {
+      observer.onError(Status.INVALID_ARGUMENT
+          .withDescription("job_id is required: the id of the job to cancel").asRuntimeException());
+      return;
+    }
+    Optional<JobHandle> handle = jobs.find(id);
+    if (handle.isEmpty() || !jobs.cancel(id)) {
+      observer.onNext(CancelJobResponse.newBuilder().setCancelled(false)
+          .setMessage("no job '" + id + "' is running on worker " + workerId + "; running: "
+              + jobs.runningJobIds())
+          .build());
+      observer.onCompleted();
+      return;
+    }
+    String message = ErrorMapping.CANCELLED_MESSAGE;
+    try {
+      // Answer once the job has stopped, so the caller knows the worker is free again.
+      handle.get().result().get(CANCEL_WAIT_SECONDS, TimeUnit.SECONDS);
+    } catch (TimeoutException e) {
+      message = "cancellation requested; job " + id + " is still stopping";
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (java.util.concurrent.ExecutionException e) {
+      LOG.warn("job {} ended with an error after cancellation: {}", id, e.getCause().toString());
+    }
+    observer.onNext(CancelJobResponse.newBuilder().setCancelled(true).setMessage(message).build());
+    observer.onCompleted();
+  }
+
+  @Override
+  public void ping(PingRequest request, StreamObserver<PingResponse> observer) {
+    PingResponse.Builder response = PingResponse.newBuilder()
+        .setWorkerId(workerId)
+        .setStatus(switch (jobs.status()) {
+          case FREE -> WorkerStatus.WORKER_STATUS_FREE;
+          case BUSY -> WorkerStatus.WORKER_STATUS_BUSY;
+          case DRAINING -> WorkerStatus.WORKER_STATUS_DRAINING;
+        });
+    jobs.currentJobId().ifPresent(response::setCurrentJobId);
+    observer.onNext(response.build());
+    observer.onCompleted();
+  }
+
+  /** Turns a job's events into JobEvents on the stream. Called on the job's thread only. */
+  private static final class StreamingListener implements JobListener {
+    private final ServerCallStreamObserver<JobEvent> call;
+
+    StreamingListener(ServerCallStreamObserver<JobEvent> call) {
+      this.call = call;
+    }
+
+    @Override
+    public void stageStarted(String jobId, String stage) {
+      send(event(jobId).setStageStarted(StageStarted.newBuilder().setStage(stage)));
+    }
+
+    @Override
+    public void log(String jobId, String stage, String line) {
+      send(event(jobId).setLog(LogLine.newBuilder().setStage(stage).setLine(line)));
+    }
+
+    @Override
+    public void stageFinished(String jobId, StageOutcome outcome) {
+      send(event(jobId).setStageFinished(
+          StageFinished.newBuilder().setResult(ProtoMapping.toProto(outcome))));
+    }
+
+    @Override
+    public void jobFinished(JobResult result) {
+      send(event(result.jobId()).setResult(ProtoMapping.toProto(result)));
+      synchronized (this) {
+        if (!call.isCancelled()) {
+          call.onCompleted();
+        }
+      }
+    }
+
+    private static JobEvent.Builder event(String jobId) {
+      return JobEvent.newBuilder().setJobId(jobId).setTimestampMs(System.currentTimeMillis());
+    }
+
+    private synchronized void send(JobEvent.Builder event) {
+      if (!call.isCancelled()) {
+        call.onNext(event.build());
+      }
+    }
+  }
+}

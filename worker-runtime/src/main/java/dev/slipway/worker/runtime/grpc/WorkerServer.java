@@ -1,0 +1,105 @@
+package dev.slipway.worker.runtime.grpc;
+
+import dev.slipway.proto.v1.JobServiceGrpc;
+import dev.slipway.worker.runtime.job.JobManager;
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The gRPC server: JobService, the standard health service and server reflection. Its life
+ * follows grpc-java's examples: health turns SERVING only once everything has started, and on
+ * shutdown the worker drains before the server stops.
+ */
+public final class WorkerServer {
+  private static final Logger LOG = LoggerFactory.getLogger(WorkerServer.class);
+
+  private final JobManager jobs;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final ExecutorService executor;
+  private final Server server;
+
+  public WorkerServer(String bindAddress, int port, JobManager jobs, String workerId) {
+    this.jobs = jobs;
+    AtomicInteger n = new AtomicInteger();
+    // RunJob and StreamJob return at once, so a small bounded pool serves any number of calls.
+    this.executor = Executors.newFixedThreadPool(4, r -> {
+      Thread t = new Thread(r, "grpc-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+    this.server = NettyServerBuilder.forAddress(new InetSocketAddress(bindAddress, port))
+        .executor(executor)
+        .addService(new JobServiceImpl(jobs, workerId))
+        .addService(health.getHealthService())
+        .addService(ProtoReflectionServiceV1.newInstance())
+        .build();
+  }
+
+  /** Starts listening; health stays NOT_SERVING until {@link #markServing()}. */
+  public void start() throws IOException {
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(JobServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    server.start();
+  }
+
+  public void markServing() {
+    health.setStatus("", ServingStatus.SERVING);
+    health.setStatus(JobServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+  }
+
+  /** The port the server listens on; the real one when configured with 0. */
+  public int port() {
+    return server.getPort();
+  }
+
+  /**
+   * Drains and stops: new jobs are refused, a running job may finish within {@code grace} and is
+   * cancelled after it, then the server stops.
+   */
+  public void drainAndStop(Duration grace) {
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(JobServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    jobs.drain();
+    try {
+      if (!jobs.runningJobIds().isEmpty()) {
+        LOG.info("draining: waiting up to {} ms for job(s) {}", grace.toMillis(),
+            jobs.runningJobIds());
+      }
+      if (!jobs.awaitIdle(grace)) {
+        LOG.warn("draining: grace period over, cancelling job(s) {}", jobs.runningJobIds());
+        jobs.cancelAll();
+        jobs.awaitIdle(Duration.ofSeconds(10));
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    health.enterTerminalState();
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+        server.shutdownNow();
+        server.awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    executor.shutdownNow();
+  }
+
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+}

@@ -1,0 +1,173 @@
+package dev.slipway.worker.runtime.job;
+
+import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobLog;
+import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.Secret;
+import dev.slipway.worker.api.SecretBearing;
+import dev.slipway.worker.api.StageKey;
+import dev.slipway.worker.runtime.logging.Logging;
+import dev.slipway.worker.runtime.logging.SecretMasker;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/** The {@link JobContext} of one job, shared by its stages. */
+final class ExecutionContext implements JobContext {
+  /** Stage output goes to this logger, so operators see it with the job id on every line. */
+  private static final Logger JOB_LOG = LoggerFactory.getLogger("dev.slipway.job");
+  private static final Logger LOG = LoggerFactory.getLogger(ExecutionContext.class);
+
+  private final JobRequestView request;
+  private final Path workspace;
+  private final SecretMasker masker;
+  private final JobListener listener;
+  private final Map<StageKey<?>, Object> values = new ConcurrentHashMap<>();
+  private final List<Runnable> cancelActions = new ArrayList<>();
+  private volatile String stage = "";
+  private boolean cancelled;
+
+  ExecutionContext(JobRequestView request, Path workspace, SecretMasker masker,
+      JobListener listener) {
+    this.request = request;
+    this.workspace = workspace;
+    this.masker = masker;
+    this.listener = listener;
+  }
+
+  void enterStage(String id) {
+    stage = id;
+    MDC.put(Logging.STAGE, id);
+  }
+
+  /** Drops the cancel actions of the stage that just returned. */
+  void leaveStage() {
+    synchronized (cancelActions) {
+      cancelActions.clear();
+    }
+    MDC.remove(Logging.STAGE);
+  }
+
+  /** Marks the job cancelled and runs the cancel actions registered so far. */
+  void cancel() {
+    List<Runnable> actions;
+    synchronized (cancelActions) {
+      if (cancelled) {
+        return;
+      }
+      cancelled = true;
+      actions = new ArrayList<>(cancelActions);
+      cancelActions.clear();
+    }
+    for (Runnable action : actions) {
+      runQuietly(action);
+    }
+  }
+
+  @Override
+  public String jobId() {
+    return request.jobId();
+  }
+
+  @Override
+  public JobRequestView request() {
+    return request;
+  }
+
+  @Override
+  public Path workspace() {
+    return workspace;
+  }
+
+  @Override
+  public <T> Optional<T> get(StageKey<T> key) {
+    return Optional.ofNullable(values.get(key)).map(key.type()::cast);
+  }
+
+  @Override
+  public <T> void publish(StageKey<T> key, T value) {
+    Objects.requireNonNull(value, "value");
+    if (!key.type().isInstance(value)) {
+      throw new IllegalArgumentException("stage '" + stage + "' published a "
+          + value.getClass().getName() + " under '" + key.name() + "', which takes a "
+          + key.type().getName());
+    }
+    // Mask first, so no event published in between can carry the secret.
+    if (value instanceof Secret secret) {
+      masker.add(secret.reveal());
+    } else if (value instanceof SecretBearing bearing) {
+      bearing.secrets().forEach(s -> masker.add(s.reveal()));
+    }
+    values.put(key, value);
+  }
+
+  @Override
+  public JobLog log() {
+    return new JobLog() {
+      @Override
+      public void line(String line) {
+        for (String part : line.split("\r\n|\r|\n", -1)) {
+          emit(part);
+        }
+      }
+
+      @Override
+      public OutputStream lineStream() {
+        return new LineSplitter(ExecutionContext.this::emit);
+      }
+    };
+  }
+
+  private void emit(String raw) {
+    String line = masker.mask(raw);
+    JOB_LOG.info("{}", line);
+    try {
+      listener.log(request.jobId(), stage, line);
+    } catch (RuntimeException e) {
+      LOG.warn("a job listener failed: {}", e.toString());
+    }
+  }
+
+  @Override
+  public void addSecret(String secret) {
+    masker.add(secret);
+  }
+
+  @Override
+  public boolean isCancelled() {
+    synchronized (cancelActions) {
+      return cancelled;
+    }
+  }
+
+  @Override
+  public void onCancel(Runnable action) {
+    synchronized (cancelActions) {
+      if (!cancelled) {
+        cancelActions.add(action);
+        return;
+      }
+    }
+    runQuietly(action);
+  }
+
+  <T> Optional<T> value(StageKey<T> key) {
+    return get(key);
+  }
+
+  private static void runQuietly(Runnable action) {
+    try {
+      action.run();
+    } catch (RuntimeException e) {
+      LOG.warn("a cancel action failed: {}", e.toString());
+    }
+  }
+}

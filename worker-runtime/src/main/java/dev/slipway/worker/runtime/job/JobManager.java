@@ -1,0 +1,252 @@
+package dev.slipway.worker.runtime.job;
+
+import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.Secret;
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.runtime.errors.ErrorMapping;
+import dev.slipway.worker.runtime.job.RejectedJobException.Reason;
+import dev.slipway.worker.runtime.logging.SecretMasker;
+import dev.slipway.worker.runtime.pipeline.Pipeline;
+import dev.slipway.worker.runtime.pipeline.PipelineStage;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Admits, runs, cancels and counts jobs. A job is admitted only when a slot is free
+ * ({@code worker.max-concurrent-jobs}) and the worker is not draining; it is refused otherwise, at
+ * once, never queued: the orchestrator picks another worker.
+ */
+public final class JobManager implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(JobManager.class);
+
+  /** What Ping reports. */
+  public enum Status {
+    FREE,
+    BUSY,
+    DRAINING
+  }
+
+  private final Pipeline pipeline;
+  private final Workspaces workspaces;
+  private final int maxConcurrentJobs;
+  private final Duration jobTimeout;
+  private final String workerId;
+  private final JobListener observer;
+  private final ExecutorService jobThreads;
+  private final ScheduledExecutorService timer;
+  private final Map<String, JobExecution> running = new LinkedHashMap<>();
+  private boolean draining;
+
+  /**
+   * @param observer sees every job's events, for logs and metrics
+   */
+  public JobManager(String workerId, Pipeline pipeline, Workspaces workspaces,
+      int maxConcurrentJobs, Duration jobTimeout, JobListener observer) {
+    this.workerId = workerId;
+    this.pipeline = pipeline;
+    this.workspaces = workspaces;
+    this.maxConcurrentJobs = maxConcurrentJobs;
+    this.jobTimeout = jobTimeout;
+    this.observer = observer;
+    this.jobThreads = Executors.newCachedThreadPool(named("job", false));
+    this.timer = Executors.newSingleThreadScheduledExecutor(named("job-timer", true));
+  }
+
+  /**
+   * Starts a job, or refuses it at once.
+   *
+   * @param request the request; an empty job id is replaced by a generated one
+   * @param listener receives this job's events
+   */
+  public JobHandle submit(JobRequestView request, JobListener listener)
+      throws RejectedJobException {
+    JobRequestView withId = request.jobId().isEmpty() ? withJobId(request) : request;
+    RequestValidator.validate(withId);
+    validateByStages(withId);
+    JobExecution execution;
+    synchronized (this) {
+      if (draining) {
+        throw new RejectedJobException(Reason.DRAINING, "worker " + workerId
+            + " is shutting down and takes no new jobs; send the job to another worker");
+      }
+      if (running.containsKey(withId.jobId())) {
+        throw new RejectedJobException(Reason.DUPLICATE_JOB_ID, "job " + withId.jobId()
+            + " is already running on worker " + workerId + "; use a new job_id");
+      }
+      if (running.size() >= maxConcurrentJobs) {
+        throw new RejectedJobException(Reason.BUSY, "worker " + workerId + " is busy with job "
+            + String.join(", ", running.keySet()) + " (worker.max-concurrent-jobs = "
+            + maxConcurrentJobs + "); retry later or send the job to another worker");
+      }
+      execution = new JobExecution(withId, pipeline.stages(), workspaces, jobTimeout, timer,
+          new Both(observer, listener), this::release);
+      running.put(withId.jobId(), execution);
+    }
+    try {
+      jobThreads.execute(execution);
+    } catch (RuntimeException e) {
+      release(execution);
+      throw e;
+    }
+    return new JobHandle(withId.jobId(), execution.result);
+  }
+
+  private void validateByStages(JobRequestView request) throws RejectedJobException {
+    for (PipelineStage stage : pipeline.stages()) {
+      try {
+        stage.stage().validate(request);
+      } catch (StageException e) {
+        SecretMasker masker = new SecretMasker();
+        request.token().map(Secret::reveal).ifPresent(masker::add);
+        throw new RejectedJobException(Reason.INVALID_REQUEST,
+            masker.mask(e.getMessage()) + " (" + e.code() + ")");
+      } catch (RuntimeException e) {
+        LOG.error("stage '{}' failed while checking a request", stage.id(), e);
+        throw new RejectedJobException(Reason.INVALID_REQUEST, "stage '" + stage.id()
+            + "' could not check the request: " + e.getClass().getName());
+      }
+    }
+  }
+
+  private static JobRequestView withJobId(JobRequestView r) {
+    return new JobRequestView(UUID.randomUUID().toString(), r.repoUrl(), r.branch(), r.token(),
+        r.imageName(), r.dockerfilePath(), r.contextDir(), r.buildArgs());
+  }
+
+  private synchronized void release(JobExecution execution) {
+    running.remove(execution.jobId(), execution);
+    notifyAll();
+  }
+
+  /**
+   * Cancels a running job; its result reports outcome CANCELLED with message
+   * {@value ErrorMapping#CANCELLED_MESSAGE}.
+   *
+   * @return false when no job with that id is running
+   */
+  public boolean cancel(String jobId) {
+    JobExecution execution;
+    synchronized (this) {
+      execution = running.get(jobId);
+    }
+    if (execution == null) {
+      return false;
+    }
+    LOG.info("cancelling job {}", jobId);
+    execution.stop(JobOutcome.CANCELLED, ErrorMapping.CANCELLED, ErrorMapping.CANCELLED_MESSAGE);
+    return true;
+  }
+
+  /** The running job with that id, if any. */
+  public synchronized Optional<JobHandle> find(String jobId) {
+    return Optional.ofNullable(running.get(jobId)).map(e -> new JobHandle(jobId, e.result));
+  }
+
+  /** Cancels every running job. */
+  public void cancelAll() {
+    for (String id : runningJobIds()) {
+      cancel(id);
+    }
+  }
+
+  public synchronized Status status() {
+    if (draining) {
+      return Status.DRAINING;
+    }
+    return running.size() >= maxConcurrentJobs ? Status.BUSY : Status.FREE;
+  }
+
+  public synchronized List<String> runningJobIds() {
+    return new ArrayList<>(running.keySet());
+  }
+
+  public synchronized Optional<String> currentJobId() {
+    return running.keySet().stream().findFirst();
+  }
+
+  /** From now on every new job is refused with {@link Reason#DRAINING}. */
+  public synchronized void drain() {
+    draining = true;
+  }
+
+  /** Waits until no job runs; true if that happened within {@code timeout}. */
+  public synchronized boolean awaitIdle(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (!running.isEmpty()) {
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        return false;
+      }
+      TimeUnit.NANOSECONDS.timedWait(this, left);
+    }
+    return true;
+  }
+
+  @Override
+  public void close() {
+    drain();
+    cancelAll();
+    try {
+      awaitIdle(Duration.ofSeconds(10));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    jobThreads.shutdownNow();
+    timer.shutdownNow();
+  }
+
+  private static ThreadFactory named(String prefix, boolean daemon) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, prefix + "-" + n.incrementAndGet());
+      t.setDaemon(daemon);
+      return t;
+    };
+  }
+
+  /** Sends each event to the worker-wide observer, then to the job's own listener. */
+  private record Both(JobListener first, JobListener second) implements JobListener {
+    @Override
+    public void stageStarted(String jobId, String stage) {
+      each(l -> l.stageStarted(jobId, stage));
+    }
+
+    @Override
+    public void log(String jobId, String stage, String line) {
+      each(l -> l.log(jobId, stage, line));
+    }
+
+    @Override
+    public void stageFinished(String jobId, StageOutcome outcome) {
+      each(l -> l.stageFinished(jobId, outcome));
+    }
+
+    @Override
+    public void jobFinished(JobResult result) {
+      each(l -> l.jobFinished(result));
+    }
+
+    private void each(java.util.function.Consumer<JobListener> event) {
+      for (JobListener listener : List.of(first, second)) {
+        try {
+          event.accept(listener);
+        } catch (RuntimeException e) {
+          LOG.warn("a job listener failed: {}", e.toString());
+        }
+      }
+    }
+  }
+}

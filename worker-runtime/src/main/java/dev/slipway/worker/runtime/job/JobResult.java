@@ -1,0 +1,36 @@
+package dev.slipway.worker.runtime.job;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * How a job ended, with everything the caller is told. Every text in it is already masked.
+ *
+ * @param jobId the job's id
+ * @param outcome how it ended
+ * @param message a sentence for people
+ * @param failedStage the stage that failed, was cancelled or timed out, if any
+ * @param errorCode the stable error code, if the job did not succeed
+ * @param imageUri the pushed image's reference, if a stage published one
+ * @param imageDigest the pushed manifest digest, if a stage published one
+ * @param commitSha the built commit, if a stage published one
+ * @param stages each stage that ran, in order
+ * @param duration the job's wall time
+ */
+public record JobResult(
+    String jobId,
+    JobOutcome outcome,
+    String message,
+    Optional<String> failedStage,
+    Optional<String> errorCode,
+    Optional<String> imageUri,
+    Optional<String> imageDigest,
+    Optional<String> commitSha,
+    List<StageOutcome> stages,
+    Duration duration) {
+
+  public boolean success() {
+    return outcome == JobOutcome.SUCCEEDED;
+  }
+}

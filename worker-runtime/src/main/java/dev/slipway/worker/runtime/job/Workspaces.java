@@ -1,0 +1,99 @@
+package dev.slipway.worker.runtime.job;
+
+import java.io.IOException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Makes and removes job workspaces under {@code worker.workspace-root}. */
+public final class Workspaces {
+  private static final Logger LOG = LoggerFactory.getLogger(Workspaces.class);
+  /** Every workspace's name starts so, which lets start-up find those a crash left behind. */
+  static final String PREFIX = "job-";
+
+  private final Path root;
+
+  public Workspaces(Path root) {
+    this.root = root;
+  }
+
+  public Path root() {
+    return root;
+  }
+
+  /** A new, empty directory that only the worker's user can read. */
+  Path create(String jobId) throws IOException {
+    Files.createDirectories(root);
+    Path dir = root.resolve(PREFIX + jobId + "-" + Long.toHexString(System.nanoTime()));
+    try {
+      Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(
+          PosixFilePermissions.fromString("rwx------")));
+    } catch (UnsupportedOperationException e) {
+      Files.createDirectory(dir);
+    }
+    return dir;
+  }
+
+  /** Removes leftovers of jobs that a crashed or killed worker could not clean up. */
+  public void removeLeftovers() {
+    if (!Files.isDirectory(root)) {
+      return;
+    }
+    try (Stream<Path> children = Files.list(root)) {
+      for (Path child : children.filter(p -> p.getFileName().toString().startsWith(PREFIX))
+          .toList()) {
+        LOG.warn("removing workspace {} left behind by an earlier run", child);
+        delete(child);
+      }
+    } catch (IOException e) {
+      LOG.warn("cannot list {} to remove old workspaces: {}", root, e.toString());
+    }
+  }
+
+  /** Deletes a directory tree; read-only entries (git pack files) included. */
+  static void delete(Path dir) throws IOException {
+    if (!Files.exists(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    Files.walkFileTree(dir, new SimpleFileVisitor<>() {
+      @Override
+      public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes attrs)
+          throws IOException {
+        // A directory without write permission would keep its entries.
+        d.toFile().setWritable(true, true);
+        d.toFile().setExecutable(true, true);
+        return FileVisitResult.CONTINUE;
+      }
+
+      @Override
+      public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+        Files.deleteIfExists(file);
+        return FileVisitResult.CONTINUE;
+      }
+
+      @Override
+      public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
+        if (e instanceof NoSuchFileException) {
+          return FileVisitResult.CONTINUE;
+        }
+        throw e;
+      }
+
+      @Override
+      public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+        if (e != null) {
+          throw e;
+        }
+        Files.deleteIfExists(d);
+        return FileVisitResult.CONTINUE;
+      }
+    });
+  }
+}

@@ -1,0 +1,58 @@
+package dev.slipway.worker.runtime.logging;
+
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.classic.spi.IThrowableProxy;
+import ch.qos.logback.classic.spi.ThrowableProxyUtil;
+import ch.qos.logback.core.LayoutBase;
+import java.time.Instant;
+import java.util.Map;
+
+/** One JSON object per line: time, level, logger, thread, message, MDC fields, stack trace. */
+final class JsonLayout extends LayoutBase<ILoggingEvent> {
+  @Override
+  public String doLayout(ILoggingEvent event) {
+    StringBuilder json = new StringBuilder(256).append('{');
+    field(json, "time", Instant.ofEpochMilli(event.getTimeStamp()).toString()).append(',');
+    field(json, "level", event.getLevel().toString()).append(',');
+    field(json, "logger", event.getLoggerName()).append(',');
+    field(json, "thread", event.getThreadName()).append(',');
+    field(json, "message", event.getFormattedMessage());
+    for (Map.Entry<String, String> e : event.getMDCPropertyMap().entrySet()) {
+      json.append(',');
+      field(json, e.getKey(), e.getValue());
+    }
+    IThrowableProxy thrown = event.getThrowableProxy();
+    if (thrown != null) {
+      json.append(',');
+      field(json, "stack_trace", ThrowableProxyUtil.asString(thrown));
+    }
+    return json.append("}\n").toString();
+  }
+
+  private static StringBuilder field(StringBuilder json, String name, String value) {
+    quote(json, name).append(':');
+    return quote(json, value == null ? "" : value);
+  }
+
+  private static StringBuilder quote(StringBuilder json, String s) {
+    json.append('"');
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      switch (c) {
+        case '"' -> json.append("\\\"");
+        case '\\' -> json.append("\\\\");
+        case '\n' -> json.append("\\n");
+        case '\r' -> json.append("\\r");
+        case '\t' -> json.append("\\t");
+        default -> {
+          if (c < 0x20) {
+            json.append(String.format("\\u%04x", (int) c));
+          } else {
+            json.append(c);
+          }
+        }
+      }
+    }
+    return json.append('"');
+  }
+}

@@ -1,0 +1,74 @@
+package dev.slipway.worker.runtime.logging;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.LoggerContext;
+import ch.qos.logback.classic.PatternLayout;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.Layout;
+import ch.qos.logback.core.OutputStreamAppender;
+import ch.qos.logback.core.encoder.LayoutWrappingEncoder;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Configures logback in code rather than from a logback.xml, so that the format follows
+ * {@code worker.log.format} and every line passes through {@link MaskingLayout}.
+ */
+public final class Logging {
+  /** MDC key carrying the job id on every line logged while a job runs. */
+  public static final String JOB_ID = "job_id";
+  /** MDC key carrying the running stage's id. */
+  public static final String STAGE = "stage";
+
+  private static final String TEXT_PATTERN =
+      "%d{yyyy-MM-dd'T'HH:mm:ss.SSSXXX} %-5level [%thread] %logger{24}"
+          + "%replace( job=%X{job_id}){' job=$', ''}%replace( stage=%X{stage}){' stage=$', ''}"
+          + " - %msg%n%ex";
+
+  private Logging() {}
+
+  /** Sends every log line to standard error in the given format ({@code text} or {@code json}). */
+  public static synchronized void configure(String format, String level) {
+    configure(format, level, System.err);
+  }
+
+  /** Sends every log line to {@code out}; tests use it to read what the worker logs. */
+  public static synchronized void configure(String format, String level, OutputStream out) {
+    LoggerContext context = (LoggerContext) LoggerFactory.getILoggerFactory();
+    context.reset();
+    Layout<ILoggingEvent> inner;
+    if ("json".equals(format)) {
+      inner = new JsonLayout();
+    } else {
+      PatternLayout pattern = new PatternLayout();
+      pattern.setPattern(TEXT_PATTERN);
+      inner = pattern;
+    }
+    inner.setContext(context);
+    MaskingLayout layout = new MaskingLayout(inner);
+    layout.setContext(context);
+    layout.start();
+
+    LayoutWrappingEncoder<ILoggingEvent> encoder = new LayoutWrappingEncoder<>();
+    encoder.setContext(context);
+    encoder.setLayout(layout);
+    encoder.setCharset(StandardCharsets.UTF_8);
+    encoder.start();
+
+    OutputStreamAppender<ILoggingEvent> appender = new OutputStreamAppender<>();
+    appender.setContext(context);
+    appender.setName("main");
+    appender.setEncoder(encoder);
+    appender.setOutputStream(out);
+    appender.setImmediateFlush(true);
+    appender.start();
+
+    Logger root = context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    root.setLevel(Level.toLevel(level, Level.INFO));
+    root.addAppender(appender);
+    // grpc-netty is chatty at DEBUG about every connection; keep it to warnings.
+    context.getLogger("io.grpc.netty").setLevel(Level.WARN);
+  }
+}
