@@ -158,7 +158,11 @@ class JobServiceTest {
     ListenableFuture<JobResponse> running = JobServiceGrpc.newFutureStub(channel)
         .runJob(TestWorkers.request().setJobId("to-cancel").build());
     TestWorkers.awaitStatus(channel, WorkerStatus.WORKER_STATUS_BUSY, Duration.ofSeconds(5));
-    assertEquals(1, TestWorkers.workspaceCount(dir));
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (TestWorkers.workspaceCount(dir) == 0 && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertEquals(1, TestWorkers.workspaceCount(dir), "the running job has its workspace");
 
     CancelJobResponse cancel =
         stub.cancelJob(CancelJobRequest.newBuilder().setJobId("to-cancel").build());
