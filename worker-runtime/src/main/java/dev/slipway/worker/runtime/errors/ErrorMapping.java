@@ -1,7 +1,6 @@
 package dev.slipway.worker.runtime.errors;
 
 import dev.slipway.worker.api.StageException;
-import dev.slipway.worker.runtime.job.RejectedJobException;
 import io.grpc.Status;
 
 /**
@@ -45,6 +44,16 @@ public final class ErrorMapping {
     String detail = thrown.getMessage() == null ? "" : ": " + thrown.getMessage();
     return new Failure(INTERNAL, "stage '" + stageId + "' failed unexpectedly with "
         + thrown.getClass().getName() + detail);
+  }
+
+  /** A call whose arguments are wrong, with what would be right. */
+  public static Status invalidArgument(String message) {
+    return Status.INVALID_ARGUMENT.withDescription(message);
+  }
+
+  /** A failure inside the worker; the detail is in the worker's log, not in the status. */
+  public static Status internal(String message) {
+    return Status.INTERNAL.withDescription(message);
   }
 
   /** The gRPC status for a job that was refused before it started. */

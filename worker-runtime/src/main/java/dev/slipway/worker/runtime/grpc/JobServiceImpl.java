@@ -17,9 +17,8 @@ import dev.slipway.worker.runtime.job.JobHandle;
 import dev.slipway.worker.runtime.job.JobListener;
 import dev.slipway.worker.runtime.job.JobManager;
 import dev.slipway.worker.runtime.job.JobResult;
-import dev.slipway.worker.runtime.job.RejectedJobException;
+import dev.slipway.worker.runtime.errors.RejectedJobException;
 import dev.slipway.worker.runtime.job.StageOutcome;
-import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.Optional;
@@ -56,7 +55,7 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
         return;
       }
       if (error != null) {
-        call.onError(Status.INTERNAL.withDescription("the job failed inside the worker")
+        call.onError(ErrorMapping.internal("the job failed inside the worker; see its log")
             .asRuntimeException());
       } else {
         call.onNext(ProtoMapping.toProto(result));
@@ -100,8 +99,8 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
   public void cancelJob(CancelJobRequest request, StreamObserver<CancelJobResponse> observer) {
     String id = request.getJobId().trim();
     if (id.isEmpty()) {
-      observer.onError(Status.INVALID_ARGUMENT
-          .withDescription("job_id is required: the id of the job to cancel").asRuntimeException());
+      observer.onError(ErrorMapping.invalidArgument(
+          "job_id is required: the id of the job to cancel").asRuntimeException());
       return;
     }
     Optional<JobHandle> handle = jobs.find(id);

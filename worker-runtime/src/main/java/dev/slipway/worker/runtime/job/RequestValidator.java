@@ -1,7 +1,8 @@
 package dev.slipway.worker.runtime.job;
 
 import dev.slipway.worker.api.JobRequestView;
-import dev.slipway.worker.runtime.job.RejectedJobException.Reason;
+import dev.slipway.worker.runtime.errors.RejectedJobException;
+import dev.slipway.worker.runtime.errors.RejectedJobException.Reason;
 import java.util.Map;
 import java.util.regex.Pattern;
 

@@ -1,4 +1,4 @@
-package dev.slipway.worker.runtime.job;
+package dev.slipway.worker.runtime.errors;
 
 /** A job that was not started, and why; the message is for the caller. */
 public final class RejectedJobException extends Exception {
