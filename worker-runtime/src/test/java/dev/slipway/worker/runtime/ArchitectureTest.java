@@ -83,9 +83,10 @@ class ArchitectureTest {
   }
 
   @Test
-  void nothingWritesToStandardStreamsButTheLoggingSetup() {
+  void nothingWritesToStandardStreamsButTheLoggingSetupAndTheCommandLine() {
     noClasses().that().resideInAPackage("dev.slipway..")
         .and().doNotHaveFullyQualifiedName("dev.slipway.worker.runtime.logging.Logging")
+        .and().doNotHaveFullyQualifiedName("dev.slipway.worker.runtime.cli.WorkerCli")
         .should(GeneralCodingRules.ACCESS_STANDARD_STREAMS)
         .check(classes);
   }

@@ -24,7 +24,8 @@ import picocli.CommandLine.Spec;
     versionProvider = WorkerCli.Version.class,
     description = "Slipway build worker: clones, builds and pushes container images for an"
         + " orchestrator that calls it over gRPC.",
-    subcommands = {WorkerCli.Serve.class, WorkerCli.CheckConfig.class, WorkerCli.Plugins.class})
+    subcommands = {WorkerCli.Serve.class, WorkerCli.CheckConfig.class, WorkerCli.Plugins.class,
+        ClientCommands.Submit.class, ClientCommands.Ping.class, ClientCommands.Cancel.class})
 public final class WorkerCli implements Callable<Integer> {
   /** Bad configuration or usage. */
   public static final int EXIT_CONFIG = 2;
@@ -38,7 +39,14 @@ public final class WorkerCli implements Callable<Integer> {
 
   /** Runs the command line and returns the exit code; {@code main} exits with it. */
   public static int run(String... args) {
+    return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+  }
+
+  /** Runs the command line with the given output streams; for tests and embedding. */
+  public static int run(PrintWriter out, PrintWriter err, String... args) {
     CommandLine cli = new CommandLine(new WorkerCli());
+    cli.setOut(out);
+    cli.setErr(err);
     cli.setExitCodeExceptionMapper(e -> e instanceof StartupException ? EXIT_CONFIG : 1);
     cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
       if (e instanceof StartupException) {

@@ -1,0 +1,255 @@
+package dev.slipway.worker.runtime.cli;
+
+import dev.slipway.proto.v1.CancelJobRequest;
+import dev.slipway.proto.v1.CancelJobResponse;
+import dev.slipway.proto.v1.JobEvent;
+import dev.slipway.proto.v1.JobRequest;
+import dev.slipway.proto.v1.JobResponse;
+import dev.slipway.proto.v1.JobServiceGrpc;
+import dev.slipway.proto.v1.PingRequest;
+import dev.slipway.proto.v1.PingResponse;
+import dev.slipway.proto.v1.StageResult;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import java.io.PrintWriter;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** A small gRPC client of a worker: submit, ping, cancel. */
+final class ClientCommands {
+  /** The job ran and failed, was cancelled or timed out. */
+  static final int EXIT_JOB_FAILED = 1;
+  /** The worker could not be reached or refused the call. */
+  static final int EXIT_UNREACHABLE = 3;
+
+  private ClientCommands() {}
+
+  /** Options every client command shares. */
+  static final class Target {
+    @Option(names = {"-t", "--target"}, paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:50052",
+        description = "The worker to call (default: ${DEFAULT-VALUE})")
+    String target;
+
+    ManagedChannel channel() {
+      // A malformed target fails the first call with UNAVAILABLE and a message naming it.
+      return NettyChannelBuilder.forTarget(target).usePlaintext().build();
+    }
+  }
+
+  /** Submits a job and follows it live. */
+  @Command(name = "submit", description = "Run a job on a worker and show it live (StreamJob).")
+  static final class Submit implements Callable<Integer> {
+    @CommandLine.Mixin Target target = new Target();
+    @Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--repo", required = true, description = "Git repository URL")
+    String repo;
+
+    @Option(names = "--branch", defaultValue = "", description = "Branch (default: the remote's)")
+    String branch;
+
+    @Option(names = "--image", required = true, description = "Image to build, repository[:tag]")
+    String image;
+
+    @Option(names = "--dockerfile", defaultValue = "", description = "Dockerfile path")
+    String dockerfile;
+
+    @Option(names = "--context", defaultValue = "", description = "Build context directory")
+    String context;
+
+    @Option(names = "--build-arg", paramLabel = "K=V", description = "Build argument; repeatable")
+    Map<String, String> buildArgs = new LinkedHashMap<>();
+
+    @Option(names = "--token-env", paramLabel = "VAR",
+        description = "Read the git token from this environment variable (never from argv)")
+    String tokenEnv;
+
+    @Option(names = "--job-id", defaultValue = "", description = "Job id (default: generated)")
+    String jobId;
+
+    @Option(names = "--plain", description = "Plain lines, even on a terminal")
+    boolean plain;
+
+    @Override
+    public Integer call() throws InterruptedException {
+      PrintWriter out = spec.commandLine().getOut();
+      PrintWriter err = spec.commandLine().getErr();
+      JobRequest.Builder request = JobRequest.newBuilder()
+          .setJobId(jobId).setRepoUrl(repo).setBranch(branch).setImageName(image)
+          .setDockerfilePath(dockerfile).setContextDir(context).putAllBuildArgs(buildArgs);
+      if (tokenEnv != null) {
+        String token = System.getenv(tokenEnv);
+        if (token == null || token.isBlank()) {
+          err.println("submit: environment variable " + tokenEnv + " is not set or empty");
+          return CommandLine.ExitCode.USAGE;
+        }
+        request.setGithubToken(token);
+      }
+      boolean live = !plain && System.console() != null;
+      ManagedChannel channel = target.channel();
+      try {
+        Iterator<JobEvent> events =
+            JobServiceGrpc.newBlockingStub(channel).streamJob(request.build());
+        JobResponse result = null;
+        ProgressPrinter printer = new ProgressPrinter(out, live);
+        while (events.hasNext()) {
+          JobEvent event = events.next();
+          switch (event.getEventCase()) {
+            case STAGE_STARTED -> printer.stageStarted(event.getJobId(),
+                event.getStageStarted().getStage());
+            case LOG -> printer.log(event.getLog().getStage(), event.getLog().getLine());
+            case STAGE_FINISHED -> printer.stageFinished(event.getStageFinished().getResult());
+            case RESULT -> result = event.getResult();
+            default -> { }
+          }
+        }
+        if (result == null) {
+          err.println("submit: the worker closed the stream without a result");
+          return EXIT_UNREACHABLE;
+        }
+        return printResult(out, result);
+      } catch (StatusRuntimeException e) {
+        err.println("submit: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
+        return EXIT_UNREACHABLE;
+      } finally {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    }
+
+    private static int printResult(PrintWriter out, JobResponse result) {
+      out.println();
+      if (result.getSuccess()) {
+        out.println("job " + result.getJobId() + " succeeded in " + result.getDurationMs() + " ms");
+        if (!result.getCommitSha().isEmpty()) {
+          out.println("commit: " + result.getCommitSha());
+        }
+        if (!result.getImageUri().isEmpty()) {
+          out.println("image:  " + result.getImageUri());
+        }
+        if (!result.getImageDigest().isEmpty()) {
+          out.println("digest: " + result.getImageDigest());
+        }
+        out.flush();
+        return 0;
+      }
+      out.println("job " + result.getJobId() + " " + result.getOutcome().name()
+          .replace("JOB_OUTCOME_", "").toLowerCase(java.util.Locale.ROOT)
+          + (result.getFailedStage().isEmpty() ? "" : " in stage " + result.getFailedStage())
+          + (result.getErrorCode().isEmpty() ? "" : " (" + result.getErrorCode() + ")"));
+      out.println(result.getMessage());
+      out.flush();
+      return EXIT_JOB_FAILED;
+    }
+  }
+
+  /** Prints a job's progress: on a terminal the last log line updates in place. */
+  static final class ProgressPrinter {
+    private static final String CLEAR_LINE = "\r\033[2K";
+    private static final int WIDTH = 110;
+    private final PrintWriter out;
+    private final boolean live;
+    private boolean pending;
+
+    ProgressPrinter(PrintWriter out, boolean live) {
+      this.out = out;
+      this.live = live;
+    }
+
+    void stageStarted(String jobId, String stage) {
+      clear();
+      out.println("> " + stage + "  (job " + jobId + ")");
+      out.flush();
+    }
+
+    void log(String stage, String line) {
+      if (live) {
+        String shown = line.length() > WIDTH ? line.substring(0, WIDTH - 3) + "..." : line;
+        out.print(CLEAR_LINE + "  | " + shown);
+        pending = true;
+      } else {
+        out.println("  [" + stage + "] " + line);
+      }
+      out.flush();
+    }
+
+    void stageFinished(StageResult result) {
+      clear();
+      out.println((result.getSuccess() ? "  ok   " : "  FAIL ") + result.getStage() + " ("
+          + result.getDurationMs() + " ms)"
+          + (result.getMessage().isEmpty() ? "" : ": " + result.getMessage()));
+      out.flush();
+    }
+
+    private void clear() {
+      if (pending) {
+        out.print(CLEAR_LINE);
+        pending = false;
+      }
+    }
+  }
+
+  /** Asks a worker whether it is free. */
+  @Command(name = "ping", description = "Ask a worker for its id and status.")
+  static final class Ping implements Callable<Integer> {
+    @CommandLine.Mixin Target target = new Target();
+    @Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws InterruptedException {
+      ManagedChannel channel = target.channel();
+      try {
+        PingResponse ping = JobServiceGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(5, TimeUnit.SECONDS).ping(PingRequest.getDefaultInstance());
+        spec.commandLine().getOut().println(ping.getWorkerId() + " "
+            + ping.getStatus().name().replace("WORKER_STATUS_", "")
+            + (ping.getCurrentJobId().isEmpty() ? "" : " " + ping.getCurrentJobId()));
+        spec.commandLine().getOut().flush();
+        return 0;
+      } catch (StatusRuntimeException e) {
+        spec.commandLine().getErr().println("ping: " + target.target + ": "
+            + e.getStatus().getCode() + " " + e.getStatus().getDescription());
+        return EXIT_UNREACHABLE;
+      } finally {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  /** Cancels a running job. */
+  @Command(name = "cancel", description = "Cancel a running job.")
+  static final class Cancel implements Callable<Integer> {
+    @CommandLine.Mixin Target target = new Target();
+    @Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(paramLabel = "JOB_ID", description = "The job to cancel")
+    String jobId;
+
+    @Override
+    public Integer call() throws InterruptedException {
+      ManagedChannel channel = target.channel();
+      try {
+        CancelJobResponse response = JobServiceGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(30, TimeUnit.SECONDS)
+            .cancelJob(CancelJobRequest.newBuilder().setJobId(jobId).build());
+        spec.commandLine().getOut().println(response.getMessage());
+        spec.commandLine().getOut().flush();
+        return response.getCancelled() ? 0 : EXIT_JOB_FAILED;
+      } catch (StatusRuntimeException e) {
+        spec.commandLine().getErr().println("cancel: " + e.getStatus().getCode() + " "
+            + e.getStatus().getDescription());
+        return EXIT_UNREACHABLE;
+      } finally {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    }
+  }
+}
