@@ -1,0 +1,370 @@
+package dev.slipway.plugin.buildkit;
+
+import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.Secret;
+import dev.slipway.worker.api.Stage;
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.WorkerEnvironment;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.format.DateTimeFormatter;
+import java.time.temporal.ChronoUnit;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * The {@code buildkit} stage: builds the job's image by running build.sh, streams its output into
+ * the job's log, and publishes the image reference as {@link StageKeys#LOCAL_IMAGE}.
+ *
+ * <p>Error codes: {@code build.invalid-request}, {@code build.invalid-path}, {@code
+ * build.dockerfile-not-found}, {@code build.context-not-found}, {@code build.engine-unreachable},
+ * {@code build.failed}, {@code build.timed-out}, {@code build.script-error}.
+ */
+final class BuildkitStage implements Stage {
+  static final String INVALID_REQUEST = "build.invalid-request";
+  static final String ENGINE_UNREACHABLE = "build.engine-unreachable";
+  static final String FAILED = "build.failed";
+  static final String TIMED_OUT = "build.timed-out";
+  static final String SCRIPT_ERROR = "build.script-error";
+
+  /** How many of the last output lines a failure message quotes. */
+  static final int TAIL_LINES = 20;
+
+  /** After SIGTERM, how long the build's processes get before SIGKILL. */
+  static final Duration KILL_GRACE = Duration.ofMillis(800);
+
+  /** How long stopping the build's processes may take in all. */
+  static final Duration KILL_LIMIT = Duration.ofMillis(1800);
+
+  /** build.sh's exit codes, see its header. */
+  private static final int EXIT_USAGE = 2;
+
+  private static final int EXIT_UNREACHABLE = 3;
+
+  private static final Pattern BUILD_ARG_NAME = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
+  private static final int MAX_BUILD_ARG_LENGTH = 64 * 1024;
+
+  /** Output that says the engine went away during the build (not a RUN step's own output). */
+  private static final Pattern ENGINE_LOST =
+      Pattern.compile(
+          "Cannot connect to the Docker daemon|error during connect|code = Unavailable|failed to dial");
+
+  private static final File DEV_NULL = new File("/dev/null");
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final BuildkitSettings settings;
+  private final WorkerEnvironment environment;
+  private final Clock clock;
+
+  BuildkitStage(BuildkitSettings settings, WorkerEnvironment environment, Clock clock) {
+    this.settings = settings;
+    this.environment = environment;
+    this.clock = clock;
+  }
+
+  @Override
+  public void validate(JobRequestView request) throws StageException {
+    var imageProblem = ImageReference.problem(request.imageName());
+    if (imageProblem.isPresent()) {
+      throw new StageException(
+          INVALID_REQUEST, ErrorKind.INVALID_REQUEST, "image_name " + imageProblem.get());
+    }
+    SourcePaths.checkRelative("dockerfile_path", request.dockerfilePath());
+    SourcePaths.checkRelative("context_dir", request.contextDir());
+    for (var arg : request.buildArgs().entrySet()) {
+      String name = arg.getKey();
+      if (!BUILD_ARG_NAME.matcher(name).matches()) {
+        throw new StageException(
+            INVALID_REQUEST,
+            ErrorKind.INVALID_REQUEST,
+            "build_args: '"
+                + ImageReference.printable(name)
+                + "' is not a valid build argument name (letters, digits and '_', not starting with"
+                + " a digit)");
+      }
+      if (arg.getValue().indexOf('\0') >= 0 || arg.getValue().length() > MAX_BUILD_ARG_LENGTH) {
+        throw new StageException(
+            INVALID_REQUEST,
+            ErrorKind.INVALID_REQUEST,
+            "build_args: the value of '"
+                + name
+                + "' has a NUL character or is longer than "
+                + MAX_BUILD_ARG_LENGTH
+                + " characters");
+      }
+    }
+  }
+
+  @Override
+  public void execute(JobContext context) throws StageException, InterruptedException {
+    JobRequestView request = context.request();
+    validate(request);
+    Path sourceDir = context.require(StageKeys.SOURCE_DIR);
+    String commit = context.require(StageKeys.COMMIT_SHA);
+    SourcePaths.Resolved paths =
+        SourcePaths.resolve(sourceDir, request.dockerfilePath(), request.contextDir());
+
+    Map<String, String> labels = new LinkedHashMap<>(settings.labels());
+    labels.put(BuildkitSettings.LABEL_SOURCE, RepoUrls.withoutCredentials(request.repoUrl()));
+    labels.put(BuildkitSettings.LABEL_REVISION, commit);
+    labels.put(
+        BuildkitSettings.LABEL_CREATED,
+        DateTimeFormatter.ISO_INSTANT.format(Instant.now(clock).truncatedTo(ChronoUnit.SECONDS)));
+
+    Path tmpDir = createTmpDir();
+    try {
+      BuildCommand command =
+          BuildCommand.of(
+              settings,
+              environment,
+              request.imageName(),
+              paths,
+              labels,
+              request.buildArgs(),
+              uniqueName(context.jobId()),
+              tmpDir);
+      context
+          .log()
+          .line(
+              "building "
+                  + request.imageName()
+                  + " with "
+                  + settings.backend().configName()
+                  + " (Dockerfile "
+                  + relative(sourceDir, paths.dockerfile())
+                  + ", context "
+                  + relative(sourceDir, paths.contextDir())
+                  + ", network "
+                  + settings.network().configName()
+                  + ")");
+      run(context, command, request);
+    } finally {
+      deleteRecursively(tmpDir);
+    }
+    context.publish(StageKeys.LOCAL_IMAGE, request.imageName());
+  }
+
+  private void run(JobContext context, BuildCommand command, JobRequestView request)
+      throws StageException, InterruptedException {
+    if (context.isCancelled() || Thread.currentThread().isInterrupted()) {
+      throw new InterruptedException("the job was cancelled before the build started");
+    }
+    ProcessBuilder builder =
+        new ProcessBuilder(command.argv())
+            .redirectErrorStream(true)
+            .redirectInput(ProcessBuilder.Redirect.from(DEV_NULL))
+            .directory(new File(command.environment().get("TMPDIR")));
+    builder.environment().clear();
+    builder.environment().putAll(command.environment());
+
+    long started = System.nanoTime();
+    Process process;
+    try {
+      process = builder.start();
+    } catch (IOException e) {
+      throw new StageException(
+          SCRIPT_ERROR,
+          ErrorKind.CONFIGURATION,
+          "cannot start " + settings.script() + ": " + e.getMessage(),
+          e);
+    }
+    ProcessTree tree = new ProcessTree(process.toHandle());
+    OutputTail tail = new OutputTail(TAIL_LINES);
+    Thread pump = pump(process.getInputStream(), context, tail);
+    context.onCancel(() -> stop(tree, context));
+
+    boolean finished;
+    try {
+      finished = process.waitFor(settings.timeout().toNanos(), TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      stop(tree, context);
+      join(pump);
+      throw e;
+    }
+    if (!finished) {
+      stop(tree, context);
+      join(pump);
+      if (context.isCancelled()) {
+        throw new InterruptedException("the job was cancelled during the build");
+      }
+      throw new StageException(
+          TIMED_OUT,
+          ErrorKind.EXTERNAL,
+          "the build ran longer than the stage's timeout of "
+              + human(settings.timeout())
+              + " and was stopped; last lines of its output:\n"
+              + tailText(tail, request));
+    }
+    // Stops anything build.sh left behind, and waits for a cancellation that is stopping the tree.
+    stop(tree, context);
+    join(pump);
+    if (context.isCancelled()) {
+      throw new InterruptedException("the job was cancelled during the build");
+    }
+    int exit = process.exitValue();
+    if (exit == 0) {
+      context
+          .log()
+          .line(
+              "built "
+                  + request.imageName()
+                  + " in "
+                  + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)
+                  + " ms");
+      return;
+    }
+    throw failure(exit, tail, request);
+  }
+
+  private StageException failure(int exit, OutputTail tail, JobRequestView request) {
+    List<String> lines = tail.lines();
+    String text = tailText(tail, request);
+    if (exit == EXIT_UNREACHABLE) {
+      return new StageException(
+          ENGINE_UNREACHABLE,
+          ErrorKind.EXTERNAL,
+          "the " + engineName() + " cannot be reached:\n" + text);
+    }
+    if (exit == EXIT_USAGE) {
+      return new StageException(
+          SCRIPT_ERROR,
+          ErrorKind.INTERNAL,
+          settings.script() + " refused its arguments (exit 2):\n" + text);
+    }
+    boolean engineLost =
+        lines.stream().anyMatch(l -> !l.startsWith("#") && ENGINE_LOST.matcher(l).find());
+    if (engineLost) {
+      return new StageException(
+          ENGINE_UNREACHABLE,
+          ErrorKind.EXTERNAL,
+          "the " + engineName() + " went away during the build:\n" + text);
+    }
+    return new StageException(
+        FAILED,
+        ErrorKind.EXTERNAL,
+        "the image build failed (build.sh exit " + exit + "); last lines of its output:\n" + text);
+  }
+
+  private String engineName() {
+    return settings.backend() == BuildkitSettings.Backend.DOCKER
+        ? "Docker engine"
+        : "buildkitd (or the Docker engine that loads the image)";
+  }
+
+  /** The tail for an error message, with the job's token masked: messages go out as they are. */
+  private static String tailText(OutputTail tail, JobRequestView request) {
+    String text = String.join("\n", tail.lines());
+    String token = request.token().map(Secret::reveal).orElse("");
+    return token.isBlank() ? text : text.replace(token, "****");
+  }
+
+  private static void stop(ProcessTree tree, JobContext context) {
+    List<ProcessHandle> left = tree.kill(KILL_GRACE, KILL_LIMIT);
+    if (!left.isEmpty()) {
+      context.log().line("could not stop build processes " + left.stream().map(ProcessHandle::pid).toList());
+    }
+  }
+
+  private static Thread pump(InputStream output, JobContext context, OutputTail tail) {
+    Thread thread =
+        new Thread(
+            () -> {
+              byte[] buffer = new byte[8192];
+              try (InputStream in = output;
+                  OutputStream log = context.log().lineStream()) {
+                int n;
+                while ((n = in.read(buffer)) >= 0) {
+                  log.write(buffer, 0, n);
+                  log.flush();
+                  tail.write(buffer, 0, n);
+                }
+              } catch (IOException e) {
+                // The stream closes when the build is stopped; what was read is logged.
+              }
+            },
+            "buildkit-output-" + context.jobId());
+    thread.setDaemon(true);
+    thread.start();
+    return thread;
+  }
+
+  /** Waits a little for the output pump, keeping any interrupt for the caller. */
+  private static void join(Thread pump) {
+    boolean interrupted = Thread.interrupted();
+    try {
+      pump.join(KILL_LIMIT.toMillis());
+    } catch (InterruptedException e) {
+      interrupted = true;
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private static String uniqueName(String jobId) {
+    String safe = jobId.replaceAll("[^A-Za-z0-9._-]", "-");
+    if (safe.length() > 40) {
+      safe = safe.substring(0, 40);
+    }
+    byte[] random = new byte[4];
+    RANDOM.nextBytes(random);
+    return "slipway-" + safe + "-" + HexFormat.of().formatHex(random);
+  }
+
+  private static Path createTmpDir() throws StageException {
+    try {
+      return Files.createTempDirectory(
+          "slipway-buildkit-", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+    } catch (IOException | UnsupportedOperationException e) {
+      throw new StageException(
+          "build.tmp-failed", ErrorKind.INTERNAL, "cannot create a temporary directory: " + e, e);
+    }
+  }
+
+  private static void deleteRecursively(Path dir) {
+    try (Stream<Path> walk = Files.walk(dir)) {
+      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException | UncheckedIOException e) {
+      // Best effort: the directory is in the system's temporary directory.
+    }
+  }
+
+  private static String relative(Path root, Path path) {
+    try {
+      String rel = root.toRealPath().relativize(path).toString();
+      return rel.isEmpty() ? "." : rel;
+    } catch (IOException | IllegalArgumentException e) {
+      return path.toString();
+    }
+  }
+
+  static String human(Duration d) {
+    if (d.toMillis() % 60_000 == 0) {
+      return d.toMinutes() + "m";
+    }
+    if (d.toMillis() % 1000 == 0) {
+      return d.toSeconds() + "s";
+    }
+    return d.toMillis() + "ms";
+  }
+}

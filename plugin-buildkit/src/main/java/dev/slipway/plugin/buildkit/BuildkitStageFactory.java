@@ -1,0 +1,51 @@
+package dev.slipway.plugin.buildkit;
+
+import com.typesafe.config.Config;
+import dev.slipway.worker.api.Stage;
+import dev.slipway.worker.api.StageConfigException;
+import dev.slipway.worker.api.StageFactory;
+import dev.slipway.worker.api.StageKey;
+import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.WorkerEnvironment;
+import java.time.Clock;
+import java.util.Set;
+
+/**
+ * Provides the {@code buildkit} stage: builds the job's image with BuildKit through {@code
+ * scripts/build.sh}, either against the local Docker engine ({@code backend = docker}) or a remote
+ * buildkitd ({@code backend = buildctl}). Needs the source tree and commit sha of an earlier stage
+ * (the {@code git} stage publishes both); publishes the local image reference.
+ *
+ * <p>Settings live under {@code worker.stages.buildkit}; this module's {@code reference.conf}
+ * documents each of them.
+ */
+public final class BuildkitStageFactory implements StageFactory {
+
+  /** For {@link java.util.ServiceLoader}. */
+  public BuildkitStageFactory() {}
+
+  @Override
+  public String id() {
+    return "buildkit";
+  }
+
+  @Override
+  public String description() {
+    return "builds the job's image with BuildKit (docker engine or remote buildkitd) through build.sh";
+  }
+
+  @Override
+  public Set<StageKey<?>> requires() {
+    return Set.of(StageKeys.SOURCE_DIR, StageKeys.COMMIT_SHA);
+  }
+
+  @Override
+  public Set<StageKey<?>> produces() {
+    return Set.of(StageKeys.LOCAL_IMAGE);
+  }
+
+  @Override
+  public Stage create(Config config, WorkerEnvironment environment) throws StageConfigException {
+    return new BuildkitStage(BuildkitSettings.from(config, environment), environment, Clock.systemUTC());
+  }
+}

@@ -1,0 +1,288 @@
+package dev.slipway.plugin.buildkit;
+
+import static dev.slipway.plugin.buildkit.Fixtures.map;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKeys;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The exact commands that build.sh forms, seen through fake {@code buildctl} and {@code docker}
+ * programs that record their arguments and environment (buildctl cannot be installed here), and
+ * proof that no secret reaches build.sh or anything it runs.
+ */
+class BuildScriptCommandTest {
+  private static final Clock CLOCK = Clock.fixed(Instant.parse("2026-11-27T10:15:30.123Z"), ZoneOffset.UTC);
+  private static final String CREATED = "2026-11-27T10:15:30Z";
+  private static final String IMAGE = "registry.example.com/team/app:1.2";
+  private static final String SOURCE_LABEL = "https://git.example.com/team/app.git";
+
+  /** What build.sh may receive from the stage; the shell that records adds PWD and the like. */
+  private static final Set<String> ALLOWED_ENV =
+      Set.of("PATH", "HOME", "LANG", "LC_ALL", "TZ", "DOCKER_HOST", "DOCKER_CONFIG",
+          "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "BUILDKIT_HOST", "SLIPWAY_DOCKER_CLI", "TMPDIR",
+          "PWD", "OLDPWD", "SHLVL", "_");
+
+  @TempDir Path tmp;
+  private FakePrograms fakes;
+  private Path workspace;
+  private Path source;
+  private Path ca;
+  private Path cert;
+  private Path key;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    fakes = new FakePrograms(tmp.resolve("fakes"));
+    workspace = Files.createDirectories(tmp.resolve("workspace"));
+    source = Files.createDirectories(workspace.resolve("src"));
+    Fixtures.write(source, "deploy/Dockerfile.app", "FROM local/busybox:1\n");
+    Files.createDirectories(source.resolve("app"));
+    ca = Fixtures.write(tmp, "tls/ca.pem", "ca");
+    cert = Fixtures.write(tmp, "tls/client.pem", "cert");
+    key = Fixtures.write(tmp, "tls/client-key.pem", "key");
+  }
+
+  /** A worker whose PATH finds the fake buildctl first. */
+  private Fixtures.Worker worker() {
+    return Fixtures.worker(Map.of("PATH", fakes.bin + ":" + System.getenv().getOrDefault("PATH", "/usr/bin:/bin")));
+  }
+
+  private Map<String, Object> buildctlConfig() {
+    return map(
+        "script", fakes.recordingBuildScript.toString(),
+        "backend", "buildctl",
+        "docker-cli", fakes.docker.toString(),
+        "addr", "tcp://buildkitd.example:1234",
+        "tls", map("ca-cert", ca.toString(), "cert", cert.toString(), "key", key.toString()),
+        "cache", map(
+            "import", List.of("registry.example.com/cache/app:buildcache", "registry.example.com/cache/base:buildcache"),
+            "export", "registry.example.com/cache/app:buildcache"),
+        "network", "none",
+        "target", "runtime",
+        "platform", "linux/arm64",
+        "labels", map("\"org.example.team\"", "builds"));
+  }
+
+  private StreamingJobContext job(Map<String, String> buildArgs) {
+    var request = Fixtures.request(IMAGE, "deploy/Dockerfile.app", "app", buildArgs);
+    return Fixtures.job(request, workspace, source);
+  }
+
+  @Test
+  void buildctlBackendFormsTheExactCommand() throws Exception {
+    BuildkitStage stage = Fixtures.stage(buildctlConfig(), worker(), CLOCK);
+    var job = job(Map.of("B_ARG", "two words", "A_ARG", "1"));
+    stage.execute(job);
+
+    assertEquals(IMAGE, job.get(StageKeys.LOCAL_IMAGE).orElseThrow());
+    List<FakePrograms.Call> calls = fakes.calls();
+    assertEquals(
+        List.of("build.sh", "buildctl", "docker"),
+        calls.subList(0, 3).stream().map(FakePrograms.Call::program).toList(),
+        "build.sh checks buildkitd and the engine first");
+    assertEquals(5, calls.size(), calls::toString);
+    // buildctl build | docker load start together, in either order.
+    FakePrograms.Call build = calls.stream().filter(c -> c.argv().contains("build")).findFirst().orElseThrow();
+    FakePrograms.Call load = calls.stream().filter(c -> c.argv().equals(List.of("load"))).findFirst().orElseThrow();
+    assertEquals("buildctl", build.program());
+    assertEquals("docker", load.program());
+
+    String context = source.toRealPath().resolve("app").toString();
+    String dockerfileDir = source.toRealPath().resolve("deploy").toString();
+    List<String> global =
+        List.of(
+            "--addr", "tcp://buildkitd.example:1234",
+            "--tlscacert", ca.toString(),
+            "--tlscert", cert.toString(),
+            "--tlskey", key.toString());
+    assertEquals(concat(global, List.of("debug", "workers")), calls.get(1).argv());
+    assertEquals(List.of("version", "--format", "{{.Server.Version}}"), calls.get(2).argv());
+    assertEquals(
+        concat(
+            global,
+            List.of(
+                "build", "--progress=plain", "--frontend", "dockerfile.v0",
+                "--local", "context=" + context,
+                "--local", "dockerfile=" + dockerfileDir,
+                "--opt", "filename=Dockerfile.app",
+                "--opt", "target=runtime",
+                "--opt", "platform=linux/arm64",
+                "--opt", "force-network-mode=none",
+                "--opt", "build-arg:A_ARG=1",
+                "--opt", "build-arg:B_ARG=two words",
+                "--opt", "label:org.example.team=builds",
+                "--opt", "label:org.opencontainers.image.source=" + SOURCE_LABEL,
+                "--opt", "label:org.opencontainers.image.revision=" + Fixtures.COMMIT,
+                "--opt", "label:org.opencontainers.image.created=" + CREATED,
+                "--import-cache", "type=registry,ref=registry.example.com/cache/app:buildcache",
+                "--import-cache", "type=registry,ref=registry.example.com/cache/base:buildcache",
+                "--export-cache", "type=registry,ref=registry.example.com/cache/app:buildcache,mode=max",
+                "--output", "type=docker,name=" + IMAGE)),
+        build.argv());
+    assertEquals("FAKE-DOCKER-ARCHIVE", fakes.loadedArchive(), "buildctl's output is piped into docker load");
+
+    // build.sh itself gets names only; values travel in its environment.
+    FakePrograms.Call script = calls.get(0);
+    assertEquals(
+        List.of(
+            "--backend", "buildctl", "--network", "none", "--target", "runtime",
+            "--platform", "linux/arm64", "--addr", "tcp://buildkitd.example:1234",
+            "--tlscacert", ca.toString(), "--tlscert", cert.toString(), "--tlskey", key.toString(),
+            "--import-cache", "registry.example.com/cache/app:buildcache",
+            "--import-cache", "registry.example.com/cache/base:buildcache",
+            "--export-cache", "registry.example.com/cache/app:buildcache",
+            "--label", "org.example.team=builds",
+            "--label", "org.opencontainers.image.source=" + SOURCE_LABEL,
+            "--label", "org.opencontainers.image.revision=" + Fixtures.COMMIT,
+            "--label", "org.opencontainers.image.created=" + CREATED,
+            "--build-arg", "A_ARG", "--build-arg", "B_ARG", "--",
+            IMAGE, context, source.toRealPath().resolve("deploy/Dockerfile.app").toString()),
+        script.argv().subList(0, script.argv().size() - 1));
+    assertTrue(script.argv().get(script.argv().size() - 1).matches("slipway-job-[0-9a-f]+-[0-9a-f]{8}"), script.argv().toString());
+    assertEquals("1", script.env().get("SLIPWAY_BUILD_ARG_A_ARG"));
+    assertEquals("two words", script.env().get("SLIPWAY_BUILD_ARG_B_ARG"));
+
+    assertNoSecrets(calls);
+    assertTrue(job.lines().stream().anyMatch(l -> l.contains("fake buildctl build")), "buildctl's output is logged");
+    assertTrue(job.lines().stream().anyMatch(l -> l.contains("Loaded image: fake")), "docker load's output is logged");
+  }
+
+  @Test
+  void dockerBackendFormsTheExactCommandWithBuildArgValuesOffItsArguments() throws Exception {
+    BuildkitStage stage =
+        Fixtures.stage(
+            map(
+                "script", fakes.recordingBuildScript.toString(),
+                "docker-cli", fakes.docker.toString(),
+                "docker-host", "unix:///run/slipway-test/docker.sock",
+                "cache", map("import", List.of("registry.example.com/cache/app:inline")),
+                "network", "host",
+                "target", "runtime",
+                "platform", "linux/amd64"),
+            worker(),
+            CLOCK);
+    var job = job(Map.of("GREETING", "hello there", "HTTP_PROXY", "http://127.0.0.1:3128"));
+    stage.execute(job);
+
+    List<FakePrograms.Call> calls = fakes.calls();
+    assertEquals(List.of("build.sh", "docker", "docker"), calls.stream().map(FakePrograms.Call::program).toList());
+    assertEquals(List.of("version", "--format", "{{.Server.Version}}"), calls.get(1).argv());
+    FakePrograms.Call build = calls.get(2);
+    List<String> argv = new ArrayList<>(build.argv());
+    int iid = argv.indexOf("--iidfile");
+    assertTrue(argv.get(iid + 1).endsWith("/image-id"), argv.toString());
+    argv.set(iid + 1, "<iidfile>");
+    assertEquals(
+        List.of(
+            "build", "--progress=plain",
+            "--file", source.toRealPath().resolve("deploy/Dockerfile.app").toString(),
+            "--tag", IMAGE,
+            "--iidfile", "<iidfile>",
+            "--network", "host",
+            "--target", "runtime",
+            "--platform", "linux/amd64",
+            "--label", "org.opencontainers.image.source=" + SOURCE_LABEL,
+            "--label", "org.opencontainers.image.revision=" + Fixtures.COMMIT,
+            "--label", "org.opencontainers.image.created=" + CREATED,
+            "--cache-from", "registry.example.com/cache/app:inline",
+            "--build-arg", "GREETING",
+            // A name the docker CLI reads itself must not change the CLI's own proxy: passed inline.
+            "--build-arg", "HTTP_PROXY=http://127.0.0.1:3128",
+            source.toRealPath().resolve("app").toString()),
+        argv);
+    assertEquals("hello there", build.env().get("GREETING"), "docker build --build-arg NAME reads the value here");
+    assertEquals("1", build.env().get("DOCKER_BUILDKIT"));
+    assertEquals("unix:///run/slipway-test/docker.sock", build.env().get("DOCKER_HOST"));
+    assertFalse(build.env().containsKey("HTTP_PROXY"));
+    assertFalse(String.join(" ", build.argv()).contains("hello there"));
+    assertNoSecrets(calls);
+  }
+
+  @Test
+  void defaultNetworkAddsNoNetworkOption() throws Exception {
+    BuildkitStage stage =
+        Fixtures.stage(
+            map("script", fakes.recordingBuildScript.toString(), "docker-cli", fakes.docker.toString(), "network", "default"),
+            worker(),
+            CLOCK);
+    stage.execute(job(Map.of()));
+    List<String> argv = fakes.calls().get(2).argv();
+    assertFalse(argv.contains("--network"), argv.toString());
+  }
+
+  @Test
+  void buildctlHostNetworkAsksForTheEntitlement() throws Exception {
+    Map<String, Object> config = buildctlConfig();
+    config.put("network", "host");
+    Fixtures.stage(config, worker(), CLOCK).execute(job(Map.of()));
+    String argv =
+        fakes.calls().stream()
+            .filter(c -> c.argv().contains("build"))
+            .map(c -> String.join(" ", c.argv()))
+            .findFirst()
+            .orElseThrow();
+    assertTrue(argv.contains("--opt force-network-mode=host --allow network.host"), argv);
+  }
+
+  @Test
+  void unreachableBuildkitdIsEngineUnreachable() throws Exception {
+    fakes.buildkitdDown(tmp.resolve("fakes"));
+    BuildkitStage stage = Fixtures.stage(buildctlConfig(), worker(), CLOCK);
+    var job = job(Map.of());
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+    assertEquals("build.engine-unreachable", e.code());
+    assertEquals(ErrorKind.EXTERNAL, e.kind());
+    assertTrue(e.getMessage().contains("connection refused"), e.getMessage());
+    assertTrue(e.getMessage().contains("buildkitd"), e.getMessage());
+    assertTrue(job.get(StageKeys.LOCAL_IMAGE).isEmpty());
+    assertEquals(List.of("build.sh", "buildctl"), fakes.calls().stream().map(FakePrograms.Call::program).toList());
+  }
+
+  private void assertNoSecrets(List<FakePrograms.Call> calls) {
+    List<String> secrets = new ArrayList<>(List.of(Fixtures.TOKEN, Fixtures.WORKER_AWS_SECRET, "AKIAWORKERENVTEST"));
+    // Surefire sets these in this JVM's own environment (see the pom): the worker process's secrets.
+    for (String name : List.of("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "GITHUB_TOKEN", "SLIPWAY_TEST_SECRET")) {
+      String value = System.getenv(name);
+      if (value != null && !value.isBlank()) {
+        secrets.add(value);
+      }
+    }
+    for (FakePrograms.Call call : calls) {
+      for (String secret : secrets) {
+        assertFalse(call.raw().contains(secret), call.program() + " saw a secret: " + secret.substring(0, 4) + "...");
+      }
+      for (String name : List.of("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "GITHUB_TOKEN", "AWS_SESSION_TOKEN")) {
+        assertFalse(call.env().containsKey(name), call.program() + " got " + name);
+      }
+    }
+    FakePrograms.Call script = calls.get(0);
+    Set<String> unexpected = new TreeSet<>(script.env().keySet());
+    unexpected.removeIf(n -> ALLOWED_ENV.contains(n) || n.startsWith(BuildCommand.BUILD_ARG_PREFIX));
+    assertEquals(Set.of(), unexpected, "build.sh's environment holds only what the stage chose");
+  }
+
+  private static List<String> concat(List<String> a, List<String> b) {
+    List<String> all = new ArrayList<>(a);
+    all.addAll(b);
+    return all;
+  }
+
+}

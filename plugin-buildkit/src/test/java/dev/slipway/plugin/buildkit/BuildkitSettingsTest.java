@@ -1,0 +1,177 @@
+package dev.slipway.plugin.buildkit;
+
+import static dev.slipway.plugin.buildkit.Fixtures.map;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import dev.slipway.worker.api.StageConfigException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class BuildkitSettingsTest {
+  @TempDir Path tmp;
+
+  private Path fakeDocker() {
+    return Fixtures.executable(tmp, "bin/docker", "#!/bin/sh\nexit 0\n");
+  }
+
+  @Test
+  void referenceConfDefaultsMakeAWorkingStage() throws Exception {
+    var worker = Fixtures.worker(Map.of());
+    // Only docker-cli changes: the default /usr/bin/docker may be missing where tests run.
+    var stage =
+        new BuildkitStageFactory()
+            .create(Fixtures.config(map("docker-cli", fakeDocker().toString())), worker);
+    assertInstanceOf(BuildkitStage.class, stage);
+
+    BuildkitSettings s = Fixtures.settings(map("docker-cli", fakeDocker().toString()), worker);
+    assertEquals(Duration.ofMinutes(30), s.timeout());
+    assertEquals(Fixtures.HOME.resolve("scripts/build.sh"), s.script());
+    assertEquals(BuildkitSettings.Backend.DOCKER, s.backend());
+    assertEquals(BuildkitSettings.Network.HOST, s.network());
+    assertEquals(Optional.empty(), s.dockerHost());
+    assertEquals(Optional.empty(), s.addr());
+    assertTrue(s.tls().isEmpty());
+    assertEquals(List.of(), s.cacheImports());
+    assertEquals(Optional.empty(), s.cacheExport());
+    assertEquals(Map.of(), s.labels());
+  }
+
+  @Test
+  void everyKeyOfTheReferenceIsCommented() throws Exception {
+    String text =
+        new String(
+            BuildkitStageFactory.class.getModule().getResourceAsStream("reference.conf").readAllBytes(),
+            java.nio.charset.StandardCharsets.UTF_8);
+    var block = ConfigFactory.parseString(text).getConfig("worker.stages.buildkit");
+    for (var entry : block.entrySet()) {
+      var comments = entry.getValue().origin().comments();
+      // A key inside an object (tls.cert) may carry its own comment; the object's comment counts too.
+      String parent = entry.getKey().contains(".") ? entry.getKey().substring(0, entry.getKey().indexOf('.')) : null;
+      boolean commented =
+          !comments.isEmpty()
+              || (parent != null && !block.getValue(parent).origin().comments().isEmpty());
+      assertTrue(commented, entry.getKey() + " has no comment in reference.conf");
+    }
+  }
+
+  @Test
+  void readsEveryKey() throws Exception {
+    Path ca = Fixtures.write(tmp, "tls/ca.pem", "ca");
+    Path cert = Fixtures.write(tmp, "tls/cert.pem", "cert");
+    Path key = Fixtures.write(tmp, "tls/key.pem", "key");
+    BuildkitSettings s =
+        Fixtures.settings(
+            map(
+                "timeout", "90s",
+                "backend", "buildctl",
+                "docker-cli", fakeDocker().toString(),
+                "docker-host", "unix:///run/other.sock",
+                "addr", "tcp://buildkitd:1234",
+                "tls", map("ca-cert", ca.toString(), "cert", cert.toString(), "key", key.toString()),
+                "cache", map("import", List.of("registry.example.com/cache/app:bc"), "export", "registry.example.com/cache/app:bc"),
+                "network", "none",
+                "target", "runtime",
+                "platform", "linux/arm64/v8",
+                "labels", map("\"org.example.team\"", "builds", "org.example.nested", "yes")),
+            Fixtures.worker(Map.of()));
+    assertEquals(Duration.ofSeconds(90), s.timeout());
+    assertEquals(BuildkitSettings.Backend.BUILDCTL, s.backend());
+    assertEquals(Optional.of("unix:///run/other.sock"), s.dockerHost());
+    assertEquals(Optional.of("tcp://buildkitd:1234"), s.addr());
+    assertEquals(new BuildkitSettings.Tls(Optional.of(ca), Optional.of(cert), Optional.of(key)), s.tls());
+    assertEquals(List.of("registry.example.com/cache/app:bc"), s.cacheImports());
+    assertEquals(Optional.of("registry.example.com/cache/app:bc"), s.cacheExport());
+    assertEquals(BuildkitSettings.Network.NONE, s.network());
+    assertEquals(Optional.of("runtime"), s.target());
+    assertEquals(Optional.of("linux/arm64/v8"), s.platform());
+    assertEquals(Map.of("org.example.team", "builds", "org.example.nested", "yes"), s.labels());
+  }
+
+  @Test
+  void reportsEveryProblemAtOnceNamingTheKeys() {
+    var e =
+        assertThrows(
+            StageConfigException.class,
+            () ->
+                new BuildkitStageFactory()
+                    .create(
+                        Fixtures.config(
+                            map(
+                                "timeout", "0s",
+                                "script", "scripts/no-such-build.sh",
+                                "backend", "dockr",
+                                "docker-cli", "/nonexistent/docker",
+                                "docker-host", "localhost:2375",
+                                "addr", "buildkitd:1234",
+                                "tls", map("cert", tmp.resolve("missing.pem").toString()),
+                                "cache", map("import", List.of("Not A Ref"), "export", "registry.example.com/c:1"),
+                                "network", "bridge",
+                                "target", "-x",
+                                "platform", "arm64",
+                                "labels", map("\"org.opencontainers.image.revision\"", "x"),
+                                "backnd", "docker")),
+                        Fixtures.worker(Map.of())));
+    List<String> problems = e.problems();
+    List<String> expectedPrefixes =
+        List.of(
+            "backnd: unknown key",
+            "timeout: must be positive",
+            "script: " + Fixtures.HOME.resolve("scripts/no-such-build.sh") + " does not exist",
+            "backend: 'dockr' is not one of [docker, buildctl]",
+            "docker-cli: /nonexistent/docker does not exist",
+            "docker-host: 'localhost:2375' is not a Docker host",
+            "addr: 'buildkitd:1234' is not a buildkitd address",
+            "tls.cert: " + tmp.resolve("missing.pem") + " does not exist",
+            "tls: cert and key go together",
+            "cache.import: 'Not A Ref'",
+            "network: 'bridge' is not one of [default, host, none]",
+            "target: '-x' is not a Dockerfile stage name",
+            "platform: 'arm64' is not one platform",
+            "labels.org.opencontainers.image.revision: is set by the stage");
+    for (String prefix : expectedPrefixes) {
+      assertTrue(
+          problems.stream().anyMatch(p -> p.startsWith(prefix)),
+          () -> "no problem starting with '" + prefix + "' in:\n" + String.join("\n", problems));
+    }
+    // With the unknown backend the stage assumes docker, so buildctl-only keys are problems too.
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("addr: ")));
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("cache.export: only the buildctl backend")));
+  }
+
+  @Test
+  void refusesBuildctlOnlyKeysWithTheDockerBackend() {
+    var e =
+        assertThrows(
+            StageConfigException.class,
+            () ->
+                Fixtures.settings(
+                    map(
+                        "docker-cli", fakeDocker().toString(),
+                        "addr", "tcp://buildkitd:1234",
+                        "cache", map("export", "registry.example.com/cache:1"),
+                        "tls", map("ca-cert", Fixtures.write(tmp, "ca.pem", "x").toString())),
+                    Fixtures.worker(Map.of())));
+    assertEquals(3, e.problems().size(), e.getMessage());
+    assertTrue(e.problems().stream().allMatch(p -> p.contains("only the buildctl backend uses it")), e.getMessage());
+  }
+
+  @Test
+  void resolvesRelativePathsAgainstTheWorkersHome() throws Exception {
+    Path home = tmp.resolve("home");
+    Fixtures.executable(home, "bin/build.sh", "#!/bin/sh\n");
+    Fixtures.executable(home, "bin/docker", "#!/bin/sh\n");
+    var worker = new Fixtures.Worker(home, Map.of());
+    BuildkitSettings s = Fixtures.settings(map("script", "bin/build.sh", "docker-cli", "bin/docker"), worker);
+    assertEquals(home.resolve("bin/build.sh"), s.script());
+    assertEquals(home.resolve("bin/docker"), s.dockerCli());
+  }
+}

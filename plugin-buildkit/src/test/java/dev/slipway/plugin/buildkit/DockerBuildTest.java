@@ -1,0 +1,405 @@
+package dev.slipway.plugin.buildkit;
+
+import static dev.slipway.plugin.buildkit.Fixtures.map;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.testkit.DockerEngine;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Real builds against the Docker engine of {@code scripts/test-services.sh up}, through the real
+ * build.sh and {@code /usr/bin/docker}; skipped with the reason when no engine answers, failed
+ * instead when {@code SLIPWAY_REQUIRE_DOCKER=1}.
+ */
+@Timeout(value = 3, unit = TimeUnit.MINUTES)
+class DockerBuildTest {
+  private static final DockerEngine DOCKER = DockerEngine.fromEnvironment();
+  private static final Duration CANCEL_LIMIT = Duration.ofSeconds(2);
+
+  @TempDir Path tmp;
+  private Path workspace;
+  private Path source;
+  private final List<String> images = new ArrayList<>();
+
+  @BeforeEach
+  void setUp() throws IOException {
+    // Per test rather than @BeforeAll, so that each test is reported skipped with the reason.
+    Optional<String> missing = DOCKER.skipReason();
+    assumeTrue(missing.isEmpty(), () -> "needs a Docker engine: " + missing.orElseThrow());
+    workspace = Files.createDirectories(tmp.resolve("workspace"));
+    source = Files.createDirectories(workspace.resolve("src"));
+  }
+
+  @AfterEach
+  void removeImages() {
+    DOCKER.removeImages(images.toArray(String[]::new));
+  }
+
+  private String image() {
+    String image = Fixtures.uniqueImage();
+    images.add(image);
+    return image;
+  }
+
+  private Fixtures.Worker worker() {
+    return Fixtures.worker(DOCKER.environment());
+  }
+
+  private BuildkitStage stage(Map<String, Object> overrides) throws Exception {
+    Map<String, Object> config = new HashMap<>(overrides);
+    config.putIfAbsent("docker-cli", DOCKER.cli().toString());
+    return Fixtures.stage(config, worker(), Clock.systemUTC());
+  }
+
+  private StreamingJobContext job(String image, Map<String, String> buildArgs) {
+    return Fixtures.job(Fixtures.request(image, "Dockerfile", ".", buildArgs), workspace, source);
+  }
+
+  @Test
+  void buildsAnImageThatRunsAndCarriesItsLabels() throws Exception {
+    // A fresh line each run, so that COPY and RUN really run rather than come from the cache.
+    String hello = "hello from the repository " + System.nanoTime();
+    Fixtures.write(source, "hello.txt", hello + "\n");
+    Fixtures.write(source, ".dockerignore", ".git\n");
+    Fixtures.write(
+        source,
+        "Dockerfile",
+        "FROM local/busybox:1\n"
+            + "ARG GREETING\n"
+            + "COPY hello.txt /app/hello.txt\n"
+            + "RUN echo \"greeting=${GREETING}\" > /app/run.txt && echo run-step-done\n"
+            + "CMD [\"cat\", \"/app/hello.txt\", \"/app/run.txt\"]\n");
+    String image = image();
+    var job = job(image, Map.of("GREETING", "hi there"));
+    BuildkitStage stage = stage(map("labels", map("\"org.example.team\"", "builds")));
+
+    Instant before = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+    long started = System.nanoTime();
+    stage.execute(job);
+    long buildMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
+    Instant after = Instant.now();
+    System.out.println("measured: docker backend build (COPY + RUN, uncached): " + buildMillis + " ms");
+
+    assertEquals(image, job.get(StageKeys.LOCAL_IMAGE).orElseThrow());
+    DockerEngine.Result run = DOCKER.runRm(image);
+    assertEquals(0, run.exitCode(), run.output());
+    assertEquals(hello + "\ngreeting=hi there\n", run.output());
+
+    Map<String, String> labels = DOCKER.labels(image);
+    assertEquals("https://git.example.com/team/app.git", labels.get("org.opencontainers.image.source"));
+    assertEquals(Fixtures.COMMIT, labels.get("org.opencontainers.image.revision"));
+    assertEquals("builds", labels.get("org.example.team"));
+    Instant created = Instant.parse(labels.get("org.opencontainers.image.created"));
+    assertTrue(!created.isBefore(before) && !created.isAfter(after), created + " not within the build");
+    assertTrue(labels.get("org.opencontainers.image.created").endsWith("Z"), "RFC 3339 in UTC");
+
+    List<String> lines = job.lines();
+    assertTrue(lines.stream().anyMatch(l -> l.contains("run-step-done")), "RUN output is logged");
+    assertTrue(lines.stream().anyMatch(l -> l.startsWith("#")), "BuildKit's plain progress is logged");
+    for (String line : lines) {
+      assertFalse(line.contains(Fixtures.TOKEN), "token in the log: " + line);
+    }
+  }
+
+  @Test
+  void runStepsSeeOnlyLoopbackWithNetworkNone() throws Exception {
+    assertEquals(List.of("lo"), interfacesSeenByRun("none"));
+  }
+
+  @Test
+  void runStepsSeeTheHostsInterfacesWithNetworkHost() throws Exception {
+    List<String> host = interfacesSeenByRun("host");
+    List<String> mine =
+        Files.readAllLines(Path.of("/proc/net/dev")).stream()
+            .skip(2)
+            .map(l -> l.substring(0, l.indexOf(':')).strip())
+            .sorted()
+            .toList();
+    assertEquals(mine, host);
+  }
+
+  private List<String> interfacesSeenByRun(String network) throws Exception {
+    Fixtures.write(
+        source,
+        "Dockerfile",
+        "FROM local/busybox:1\n"
+            + "RUN echo " + network + " && cat /proc/net/dev > /net.txt\n"
+            + "CMD [\"cat\", \"/net.txt\"]\n");
+    String image = image();
+    stage(map("network", network)).execute(job(image, Map.of()));
+    DockerEngine.Result run = DOCKER.runRm(image);
+    assertEquals(0, run.exitCode(), run.output());
+    return run.output().lines()
+        .skip(2)
+        .map(l -> l.substring(0, l.indexOf(':')).strip())
+        .sorted()
+        .toList();
+  }
+
+  @Test
+  void buildsTheConfiguredTargetForTheConfiguredPlatform() throws Exception {
+    Fixtures.write(
+        source,
+        "Dockerfile",
+        "FROM local/busybox:1 AS base\n"
+            + "RUN echo base > /base.txt\n"
+            + "FROM base AS runtime\n"
+            + "RUN echo runtime > /runtime.txt\n"
+            + "FROM runtime AS tests\n"
+            + "RUN echo tests > /tests.txt\n");
+    String image = image();
+    stage(map("target", "runtime", "platform", "linux/amd64", "network", "none"))
+        .execute(job(image, Map.of()));
+    DockerEngine.Result ls = DOCKER.runRm(image, "ls", "/");
+    assertTrue(ls.output().contains("runtime.txt"), ls.output());
+    assertFalse(ls.output().contains("tests.txt"), "a later stage was built: " + ls.output());
+    assertEquals("linux/amd64\n", DOCKER.docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image).output());
+  }
+
+  @Test
+  void aFailingRunStepIsBuildFailedWithTheLastLines() throws Exception {
+    StringBuilder noise = new StringBuilder();
+    for (int i = 1; i <= 30; i++) {
+      noise.append("noise-line-").append(i).append(' ');
+    }
+    Fixtures.write(
+        source,
+        "Dockerfile",
+        "FROM local/busybox:1\n"
+            + "RUN for w in " + noise + "; do echo \"$w\"; done; echo boom-marker; exit 3\n");
+    String image = image();
+    var job = job(image, Map.of());
+    StageException e = assertThrows(StageException.class, () -> stage(map()).execute(job));
+    assertEquals("build.failed", e.code());
+    assertEquals(ErrorKind.EXTERNAL, e.kind());
+    String message = e.getMessage();
+    assertTrue(message.contains("boom-marker"), message);
+    assertTrue(message.contains("exit code: 3"), message);
+    assertTrue(message.lines().count() <= BuildkitStage.TAIL_LINES + 1, message);
+    assertTrue(job.lines().stream().anyMatch(l -> l.contains("noise-line-1")), "every line is logged");
+    assertTrue(job.get(StageKeys.LOCAL_IMAGE).isEmpty());
+    assertFalse(DOCKER.imageExists(image));
+  }
+
+  @Test
+  void anEngineThatCannotBeReachedIsEngineUnreachable() throws Exception {
+    Fixtures.write(source, "Dockerfile", "FROM local/busybox:1\n");
+    Map<String, String> env = new HashMap<>(DOCKER.environment());
+    env.put("DOCKER_HOST", "unix://" + tmp.resolve("no-engine-here.sock"));
+    BuildkitStage stage =
+        Fixtures.stage(map("docker-cli", DOCKER.cli().toString()), Fixtures.worker(env), Clock.systemUTC());
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job(image(), Map.of())));
+    assertEquals("build.engine-unreachable", e.code());
+    assertEquals(ErrorKind.EXTERNAL, e.kind());
+    assertTrue(e.getMessage().contains("Cannot connect to the Docker daemon"), e.getMessage());
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Stopping a build: nothing of the process tree and nothing in the engine may keep running.
+
+  private void writeSleepingDockerfile() {
+    Fixtures.write(
+        source,
+        "Dockerfile",
+        "FROM local/busybox:1\n"
+            + "RUN echo started-" + System.nanoTime() + " && sleep 60\n");
+  }
+
+  @Test
+  void cancellingTheJobStopsEverythingWithinTwoSeconds() throws Exception {
+    // What the runtime does: run the cancel actions, then interrupt the stage's thread.
+    Running running = startSleepingBuild(map());
+    long cancelled = System.nanoTime();
+    running.job.cancel();
+    running.thread.interrupt();
+    long gone = running.awaitAllGone(cancelled);
+    report("cancel (onCancel + interrupt)", gone);
+    assertInstanceOf(InterruptedException.class, running.failure());
+  }
+
+  @Test
+  void interruptingTheStageAloneStopsEverythingWithinTwoSeconds() throws Exception {
+    Running running = startSleepingBuild(map());
+    long interrupted = System.nanoTime();
+    running.thread.interrupt();
+    long gone = running.awaitAllGone(interrupted);
+    report("interrupt only", gone);
+    assertInstanceOf(InterruptedException.class, running.failure());
+  }
+
+  @Test
+  void cancelActionsAloneStopEverythingWithinTwoSeconds() throws Exception {
+    Running running = startSleepingBuild(map());
+    long cancelled = System.nanoTime();
+    CompletableFuture.runAsync(running.job::cancel);
+    long gone = running.awaitAllGone(cancelled);
+    report("onCancel only", gone);
+    assertInstanceOf(InterruptedException.class, running.failure());
+  }
+
+  @Test
+  void theStageTimeoutStopsEverythingWithinTwoSeconds() throws Exception {
+    Duration timeout = Duration.ofSeconds(4);
+    Running running = startSleepingBuild(map("timeout", timeout.toSeconds() + "s"));
+    long deadline = running.started + timeout.toNanos();
+    long gone = running.awaitAllGone(deadline);
+    report("stage timeout", gone);
+    StageException e = assertInstanceOf(StageException.class, running.failure());
+    assertEquals("build.timed-out", e.code());
+    assertTrue(e.getMessage().contains("timeout of 4s"), e.getMessage());
+  }
+
+  private void report(String what, long goneMillis) {
+    System.out.println("measured: " + what + " to no build process and no RUN step left: " + goneMillis + " ms");
+  }
+
+  /** A build whose RUN step sleeps for a minute, started on its own thread and seen sleeping. */
+  private Running startSleepingBuild(Map<String, Object> overrides) throws Exception {
+    writeSleepingDockerfile();
+    Set<Long> before = sleepers(Set.of()).stream().map(ProcessHandle::pid).collect(Collectors.toSet());
+    String image = image();
+    var job = job(image, Map.of());
+    BuildkitStage stage = stage(overrides);
+    Running running = new Running(job, image, before);
+    running.thread =
+        new Thread(
+            () -> {
+              try {
+                stage.execute(job);
+                running.result.complete(null);
+              } catch (Throwable t) {
+                running.result.complete(t);
+              }
+            },
+            "stage-under-test");
+    running.started = System.nanoTime();
+    running.thread.start();
+
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (sleepers(before).isEmpty()) {
+      assertTrue(System.nanoTime() < end, () -> "the RUN step never started; log:\n" + String.join("\n", job.lines()));
+      assertFalse(running.result.isDone(), () -> "the build ended early: " + running.result.join());
+      Thread.sleep(20);
+    }
+    assertTrue(
+        job.awaitLine(l -> l.contains("started-"), Duration.ofSeconds(10)),
+        "the RUN step's output arrives in the log while the build runs");
+    running.tree = buildProcesses();
+    assertTrue(
+        running.tree.stream().anyMatch(p -> cmdline(p).contains("build.sh")),
+        () -> "build.sh runs: " + describe(running.tree));
+    assertTrue(
+        running.tree.stream().anyMatch(p -> cmdline(p).contains(" build --progress=plain")),
+        () -> "docker build runs: " + describe(running.tree));
+    return running;
+  }
+
+  private final class Running {
+    final StreamingJobContext job;
+    final String image;
+    final Set<Long> sleepersBefore;
+    final CompletableFuture<Throwable> result = new CompletableFuture<>();
+    Thread thread;
+    long started;
+    List<ProcessHandle> tree;
+
+    Running(StreamingJobContext job, String image, Set<Long> sleepersBefore) {
+      this.job = job;
+      this.image = image;
+      this.sleepersBefore = sleepersBefore;
+    }
+
+    /**
+     * Waits until no process of the build's tree and no {@code sleep 60} runs, asserts that took
+     * at most two seconds from {@code since}, and returns how long it took in milliseconds.
+     */
+    long awaitAllGone(long since) throws Exception {
+      long end = since + TimeUnit.SECONDS.toNanos(30);
+      while (true) {
+        List<ProcessHandle> left = new ArrayList<>(tree.stream().filter(ProcessTree::isRunning).toList());
+        left.addAll(sleepers(sleepersBefore));
+        if (left.isEmpty()) {
+          break;
+        }
+        assertTrue(System.nanoTime() < end, () -> "still running after 30 s: " + describe(left));
+        Thread.sleep(5);
+      }
+      long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - since);
+      assertTrue(
+          millis <= CANCEL_LIMIT.toMillis(),
+          "the build's processes and its RUN step took " + millis + " ms to go");
+      thread.join(TimeUnit.SECONDS.toMillis(5));
+      assertFalse(thread.isAlive(), "the stage returned");
+      // Nothing keeps building in the engine: no image appears later either.
+      Thread.sleep(500);
+      assertTrue(sleepers(sleepersBefore).isEmpty());
+      assertFalse(DOCKER.imageExists(image));
+      assertTrue(job.get(StageKeys.LOCAL_IMAGE).isEmpty());
+      return millis;
+    }
+
+    Throwable failure() {
+      return result.join();
+    }
+  }
+
+  /** This JVM's descendants that belong to a build: build.sh and the docker CLI. */
+  private static List<ProcessHandle> buildProcesses() {
+    return ProcessHandle.current()
+        .descendants()
+        .filter(ProcessTree::isRunning)
+        .filter(p -> cmdline(p).contains("build.sh") || cmdline(p).contains("docker"))
+        .toList();
+  }
+
+  /** Processes anywhere on the host (the RUN step runs under the engine) running {@code sleep 60}. */
+  private static List<ProcessHandle> sleepers(Set<Long> except) {
+    return ProcessHandle.allProcesses()
+        .filter(p -> !except.contains(p.pid()))
+        .filter(p -> cmdline(p).contains("sleep 60"))
+        .filter(ProcessTree::isRunning)
+        .toList();
+  }
+
+  private static String cmdline(ProcessHandle p) {
+    try {
+      byte[] raw = Files.readAllBytes(Path.of("/proc", Long.toString(p.pid()), "cmdline"));
+      return new String(raw, StandardCharsets.UTF_8).replace('\0', ' ').strip();
+    } catch (IOException | RuntimeException e) {
+      return p.info().commandLine().orElse("");
+    }
+  }
+
+  private static String describe(List<ProcessHandle> processes) {
+    return processes.stream().map(p -> p.pid() + " " + cmdline(p)).collect(Collectors.joining("; "));
+  }
+}

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Installs and starts what Slipway's Docker-using tests need, on a fresh Debian 12 machine, as root,
+# with no internet but Debian's package mirror.
+#
+#   scripts/test-services.sh up       install what is missing, start the services, wait until they answer
+#   scripts/test-services.sh down     stop what `up` started and wait until it is gone
+#   scripts/test-services.sh status   say what runs; exit 0 only when everything answers
+#
+# `up` is idempotent: a second call reuses the running services. Everything lives under one state
+# directory, $SLIPWAY_STATE_DIR (default /tmp/slipway-services), so nothing collides with an engine
+# or leftovers elsewhere on the machine. When `up` succeeds, $SLIPWAY_STATE_DIR/env holds the
+# variables the tests read:
+#
+#   export DOCKER_HOST=unix://<state>/docker/docker.sock
+#   export SLIPWAY_DOCKER_CLI=/usr/bin/docker
+#
+# Services:
+#   docker   Debian's docker.io (20.10) with its embedded BuildKit. No bridge network, no iptables:
+#            builds use --network=host or --network=none, and nothing may reach private-range
+#            addresses. It listens on a unix socket only. Base image local/busybox:1 (busybox-static)
+#            is imported, since no image can be pulled.
+#
+# Everything that listens binds a unix socket or 127.0.0.1. Later services (a registry) add an
+# <name>_up / <name>_down / <name>_status trio and a line in the main dispatch below.
+#
+# Use /usr/bin/docker (docker.io's 20.10 client), never whatever `docker` comes first on PATH: the
+# 28.x client in /usr/local/bin refuses DOCKER_BUILDKIT=1 without the buildx plugin.
+set -euo pipefail
+
+readonly STATE_DIR="${SLIPWAY_STATE_DIR:-/tmp/slipway-services}"
+readonly ENV_FILE="$STATE_DIR/env"
+readonly DOCKER_CLI=/usr/bin/docker
+readonly DOCKERD=/usr/sbin/dockerd
+readonly DOCKER_DIR="$STATE_DIR/docker"
+readonly DOCKER_SOCKET="$DOCKER_DIR/docker.sock"
+readonly DOCKER_HOST_URL="unix://$DOCKER_SOCKET"
+readonly DOCKER_PIDFILE="$DOCKER_DIR/dockerd.pid"
+readonly DOCKER_LOG="$DOCKER_DIR/dockerd.log"
+readonly DOCKER_START_TIMEOUT="${SLIPWAY_DOCKER_START_TIMEOUT:-60}"
+readonly DOCKER_STOP_TIMEOUT="${SLIPWAY_DOCKER_STOP_TIMEOUT:-30}"
+readonly BASE_IMAGE=local/busybox:1
+# Applets linked into the base image besides sh; busybox provides them all.
+readonly BASE_APPLETS=(sleep echo cat ls env printf test true false mkdir rm cp mv grep sed wc head tail id pwd touch date)
+readonly PACKAGES=(docker.io busybox-static git)
+
+log() { printf 'test-services: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Packages
+
+package_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+install_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    package_installed "$pkg" || missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  [[ $(id -u) -eq 0 ]] || die "packages ${missing[*]} are missing and only root can install them"
+  log "installing ${missing[*]}"
+  # Keep the packages' own init scripts from starting a system dockerd (with a docker0 bridge on
+  # 172.17.0.0/16) during installation: this script starts its own engine below.
+  local own_policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    own_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$own_policy"
+    chmod 755 "$own_policy"
+  fi
+  local rc=0
+  {
+    DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  } >"$STATE_DIR/apt.log" 2>&1 || rc=$?
+  [[ -n $own_policy ]] && rm -f "$own_policy"
+  if ((rc != 0)); then
+    tail -n 30 "$STATE_DIR/apt.log" >&2
+    die "apt-get failed (exit $rc); full log in $STATE_DIR/apt.log"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+# True when pid $1 exists and is not a zombie (a zombie holds a pid but runs nothing; PID 1 on
+# some machines never reaps them).
+pid_running() {
+  local pid="$1" state
+  [[ -n $pid && -r /proc/$pid/stat ]] || return 1
+  state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ $state != Z && $state != X ]]
+}
+
+pid_from_file() {
+  if [[ -r $1 ]]; then
+    tr -dc '0-9' <"$1"
+  fi
+}
+
+# Waits up to $2 seconds for pid $1 to stop running.
+wait_gone() {
+  local pid="$1" deadline=$((SECONDS + $2))
+  while pid_running "$pid"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Docker engine
+
+docker_cli() {
+  "$DOCKER_CLI" -H "$DOCKER_HOST_URL" "$@"
+}
+
+docker_answers() {
+  [[ -S $DOCKER_SOCKET ]] && docker_cli info >/dev/null 2>&1
+}
+
+docker_wait_ready() {
+  local pid="$1" deadline=$((SECONDS + DOCKER_START_TIMEOUT))
+  until docker_answers; do
+    if ! pid_running "$pid"; then
+      tail -n 30 "$DOCKER_LOG" >&2 || true
+      die "dockerd (pid $pid) exited during start-up; full log in $DOCKER_LOG"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 30 "$DOCKER_LOG" >&2 || true
+      die "dockerd (pid $pid) did not answer on $DOCKER_HOST_URL within ${DOCKER_START_TIMEOUT}s; full log in $DOCKER_LOG"
+    fi
+    sleep 0.3
+  done
+}
+
+docker_start() {
+  mkdir -p "$DOCKER_DIR"
+  chmod 700 "$DOCKER_DIR"
+  # A socket path longer than 107 bytes cannot be bound.
+  ((${#DOCKER_SOCKET} < 108)) || die "socket path $DOCKER_SOCKET is too long; choose a shorter SLIPWAY_STATE_DIR"
+  rm -f "$DOCKER_PIDFILE" "$DOCKER_SOCKET"
+  # Our own daemon.json, so that a system /etc/docker/daemon.json can change nothing here.
+  printf '{}\n' >"$DOCKER_DIR/daemon.json"
+  log "starting dockerd on $DOCKER_HOST_URL (log: $DOCKER_LOG)"
+  # setsid: the engine must outlive this script and its caller's process group.
+  setsid "$DOCKERD" \
+    --config-file "$DOCKER_DIR/daemon.json" \
+    --host "$DOCKER_HOST_URL" \
+    --pidfile "$DOCKER_PIDFILE" \
+    --exec-root "$DOCKER_DIR/exec" \
+    --data-root "$DOCKER_DIR/data" \
+    --bridge=none \
+    --iptables=false \
+    --ip-masq=false \
+    </dev/null >"$DOCKER_LOG" 2>&1 &
+  local pid=$!
+  disown "$pid" 2>/dev/null || true
+  docker_wait_ready "$pid"
+  log "dockerd (pid $pid) answers on $DOCKER_HOST_URL"
+}
+
+docker_import_base_image() {
+  if docker_cli image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    return 0
+  fi
+  local busybox rootfs applet
+  busybox=$(command -v busybox || true)
+  [[ -x /bin/busybox ]] && busybox=/bin/busybox
+  [[ -n $busybox ]] || die "busybox not found; is busybox-static installed?"
+  rootfs=$(mktemp -d "$STATE_DIR/rootfs.XXXXXX")
+  mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc"
+  cp "$busybox" "$rootfs/bin/busybox"
+  ln -s busybox "$rootfs/bin/sh"
+  for applet in "${BASE_APPLETS[@]}"; do
+    ln -s busybox "$rootfs/bin/$applet"
+  done
+  chmod 1777 "$rootfs/tmp"
+  printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  log "importing $BASE_IMAGE from $busybox"
+  tar -C "$rootfs" -c . |
+    docker_cli import \
+      --change 'ENV PATH=/bin' \
+      --change 'CMD ["/bin/sh"]' \
+      - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+}
+
+docker_up() {
+  local pid
+  pid=$(pid_from_file "$DOCKER_PIDFILE")
+  if pid_running "$pid"; then
+    if ! docker_answers; then
+      log "dockerd (pid $pid) runs but does not answer yet; waiting"
+      docker_wait_ready "$pid"
+    fi
+    log "reusing dockerd (pid $pid) on $DOCKER_HOST_URL"
+  else
+    docker_start
+  fi
+  docker_import_base_image
+}
+
+docker_down() {
+  local pid
+  pid=$(pid_from_file "$DOCKER_PIDFILE")
+  if ! pid_running "$pid"; then
+    log "dockerd is not running"
+    rm -f "$DOCKER_PIDFILE"
+    return 0
+  fi
+  log "stopping dockerd (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" "$DOCKER_STOP_TIMEOUT"; then
+    log "dockerd (pid $pid) still runs after ${DOCKER_STOP_TIMEOUT}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || die "dockerd (pid $pid) survived SIGKILL"
+  fi
+  # The engine stops its own containerd; a containerd whose dockerd was killed is stopped here.
+  local cpid
+  cpid=$(pid_from_file "$DOCKER_DIR/exec/containerd/containerd.pid")
+  if pid_running "$cpid"; then
+    kill -TERM "$cpid" 2>/dev/null || true
+    wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
+  fi
+  rm -f "$DOCKER_PIDFILE" "$DOCKER_SOCKET"
+  log "dockerd stopped"
+}
+
+docker_status() {
+  local pid
+  pid=$(pid_from_file "$DOCKER_PIDFILE")
+  if pid_running "$pid" && docker_answers; then
+    log "docker: dockerd (pid $pid) answers on $DOCKER_HOST_URL"
+  else
+    log "docker: not running"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Environment file for the tests
+
+write_env() {
+  local tmp="$ENV_FILE.tmp"
+  {
+    printf '# Written by scripts/test-services.sh up; source it to reach the test services.\n'
+    printf 'export DOCKER_HOST=%q\n' "$DOCKER_HOST_URL"
+    printf 'export SLIPWAY_DOCKER_CLI=%q\n' "$DOCKER_CLI"
+  } >"$tmp"
+  mv "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+usage() {
+  printf 'usage: %s up|down|status\n' "$0" >&2
+  exit 2
+}
+
+main() {
+  (($# == 1)) || usage
+  case "$1" in
+  up)
+    mkdir -p "$STATE_DIR"
+    install_packages "${PACKAGES[@]}"
+    docker_up
+    write_env
+    log "ready; source $ENV_FILE"
+    ;;
+  down)
+    docker_down
+    rm -f "$ENV_FILE"
+    ;;
+  status)
+    docker_status
+    ;;
+  *) usage ;;
+  esac
+}
+
+main "$@"
