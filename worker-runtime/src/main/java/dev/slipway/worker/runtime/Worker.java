@@ -64,9 +64,9 @@ public final class Worker implements AutoCloseable {
         settings.jobTimeout(), JobListener.NONE);
   }
 
-  /** Loads and checks everything, with the stages of the boot layer. */
+  /** Loads and checks everything, with the stages of the boot layer and the plugins folder. */
   public static Worker prepare(WorkerOptions options) throws StartupException {
-    return prepare(options, PluginRegistry.discover(), null);
+    return prepare(options, PluginRegistry.discover(options.pluginsDir()), null);
   }
 
   /**

@@ -21,6 +21,15 @@ public record WorkerOptions(
     Properties systemProperties,
     Path home) {
 
+  /**
+   * Where plugin folders are loaded from: {@code SLIPWAY_PLUGINS_DIR}, else {@code plugins/} in
+   * the installation directory. Not a HOCON key, because plugins supply part of the configuration.
+   */
+  public Path pluginsDir() {
+    return environment.get("SLIPWAY_PLUGINS_DIR").map(home::resolve)
+        .orElse(home.resolve("plugins"));
+  }
+
   /** Options for a worker started from the command line in {@code workingDirectory}. */
   public static WorkerOptions fromProcess(Optional<Path> configFile) {
     Path cwd = Path.of("").toAbsolutePath();

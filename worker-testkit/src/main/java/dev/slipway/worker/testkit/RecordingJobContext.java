@@ -91,14 +91,28 @@ public final class RecordingJobContext implements JobContext {
 
       @Override
       public OutputStream lineStream() {
-        return new ByteArrayOutputStream() {
+        // Hands on each line as soon as it ends, as the worker does, so tests see output live.
+        return new OutputStream() {
+          private final ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+
           @Override
-          public void close() {
-            String text = toString(StandardCharsets.UTF_8);
-            if (!text.isEmpty()) {
-              for (String l : text.split("\r\n|\r|\n")) {
-                lines.add(l);
-              }
+          public synchronized void write(int b) {
+            if (b == '\n' || b == '\r') {
+              flushLine();
+            } else {
+              buffer.write(b);
+            }
+          }
+
+          @Override
+          public synchronized void close() {
+            flushLine();
+          }
+
+          private void flushLine() {
+            if (buffer.size() > 0) {
+              lines.add(buffer.toString(StandardCharsets.UTF_8));
+              buffer.reset();
             }
           }
         };

@@ -5,6 +5,7 @@ import dev.slipway.worker.runtime.WorkerOptions;
 import dev.slipway.worker.runtime.config.StartupException;
 import dev.slipway.worker.runtime.logging.Logging;
 import dev.slipway.worker.runtime.plugins.DiscoveredStage;
+import dev.slipway.worker.runtime.plugins.PluginRegistry;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -116,6 +117,7 @@ public final class WorkerCli implements Callable<Integer> {
   /** Lists every discovered stage. */
   @Command(name = "plugins", description = "List the stages of every discovered plugin.")
   static final class Plugins implements Callable<Integer> {
+    @ParentCommand WorkerCli parent;
     @Spec CommandLine.Model.CommandSpec spec;
 
     @Override
@@ -123,8 +125,8 @@ public final class WorkerCli implements Callable<Integer> {
       Logging.configure("text", "WARN");
       PrintWriter out = spec.commandLine().getOut();
       out.printf("%-16s %-34s %-16s %s%n", "STAGE", "MODULE", "VERSION", "FROM");
-      for (DiscoveredStage stage : dev.slipway.worker.runtime.plugins.PluginRegistry.discover()
-          .all()) {
+      WorkerOptions options = WorkerOptions.fromProcess(parent.configFile());
+      for (DiscoveredStage stage : PluginRegistry.discover(options.pluginsDir()).all()) {
         out.printf("%-16s %-34s %-16s %s%n", stage.id(), stage.moduleName(), stage.version(),
             stage.source());
       }

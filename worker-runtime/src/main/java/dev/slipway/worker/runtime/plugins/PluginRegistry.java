@@ -30,8 +30,26 @@ public final class PluginRegistry {
    */
   public static PluginRegistry discover() throws StartupException {
     return discover(
-        List.of(new Source("boot layer",
-            ServiceLoader.load(StageFactory.class, PluginRegistry.class.getClassLoader()))));
+        List.of(bootSource()));
+  }
+
+  /**
+   * Finds the stages of the runtime's own layer and of every folder under {@code pluginsDir},
+   * each folder loaded as its own module layer.
+   */
+  public static PluginRegistry discover(java.nio.file.Path pluginsDir) throws StartupException {
+    ModuleLayer parent = java.util.Optional.ofNullable(PluginRegistry.class.getModule().getLayer())
+        .orElse(ModuleLayer.boot());
+    List<Source> sources = new ArrayList<>();
+    sources.add(bootSource());
+    sources.addAll(PluginLayers.load(pluginsDir, parent));
+    return discover(sources);
+  }
+
+  /** The stages of the runtime's own layer (and class path). */
+  public static Source bootSource() {
+    return new Source("boot layer",
+        ServiceLoader.load(StageFactory.class, PluginRegistry.class.getClassLoader()), null);
   }
 
   /**
@@ -39,25 +57,33 @@ public final class PluginRegistry {
    *
    * @param name what to call it in messages: a plugin folder or the boot layer
    * @param loader the service loader over it
+   * @param layer the plugin folder's own layer, whose providers alone count; null for the boot
+   *     layer
    */
-  public record Source(String name, ServiceLoader<StageFactory> loader) {}
+  public record Source(String name, ServiceLoader<StageFactory> loader, ModuleLayer layer) {}
 
   /** Finds the stages of several sources; ids must be unique across all of them. */
   public static PluginRegistry discover(List<Source> sources) throws StartupException {
     ConfigProblems problems = new ConfigProblems();
     Map<String, DiscoveredStage> stages = new LinkedHashMap<>();
     for (Source source : sources) {
-      Iterator<StageFactory> it = source.loader().iterator();
-      while (true) {
+      Iterator<ServiceLoader.Provider<StageFactory>> it = source.loader().stream().iterator();
+      int errors = 0;
+      while (errors < 100) {
         StageFactory factory;
         try {
           if (!it.hasNext()) {
             break;
           }
-          factory = it.next();
+          ServiceLoader.Provider<StageFactory> provider = it.next();
+          if (source.layer() != null && provider.type().getModule().getLayer() != source.layer()) {
+            continue; // a provider of a parent layer, seen again through this one
+          }
+          factory = provider.get();
         } catch (ServiceConfigurationError e) {
           problems.add("a stage plugin in " + source.name() + " cannot be loaded: "
               + e.getMessage() + (e.getCause() == null ? "" : " (" + e.getCause() + ")"));
+          errors++;
           continue;
         }
         String id;
