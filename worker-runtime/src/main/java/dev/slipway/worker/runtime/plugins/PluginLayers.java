@@ -86,7 +86,7 @@ public final class PluginLayers {
     if (text.contains("not found")) {
       return " (a jar the plugin needs is missing from its folder)";
     }
-    if (text.contains("reads more than one module") || text.contains("same package")
+    if (text.contains("more than one module") || text.contains("same package")
         || text.contains("contain package")) {
       return " (two jars hold the same package: a split package)";
     }
