@@ -1,0 +1,42 @@
+package dev.slipway.plugin.git;
+
+import java.util.Objects;
+
+/**
+ * Why a clone failed, in terms the stage maps to stable error codes. The message is a phrase
+ * about the failure for people; it never holds a secret.
+ */
+public final class CloneFailure extends Exception {
+  private static final long serialVersionUID = 1L;
+
+  /** The kinds of failure that callers can act on differently. */
+  public enum Reason {
+    /** The server wants credentials and the job has no token (HTTP 401). */
+    CREDENTIALS_MISSING,
+    /** The server refused the token (HTTP 401). */
+    CREDENTIALS_REFUSED,
+    /** The server forbids access (HTTP 403). */
+    FORBIDDEN,
+    /** No repository at the URL (HTTP 404). */
+    REPOSITORY_NOT_FOUND,
+    /** The branch, or a default branch, does not exist. */
+    BRANCH_NOT_FOUND,
+    /** The server cannot be reached: refused, unknown host, timed out. */
+    UNREACHABLE,
+    /** A submodule's URL breaks the URL rules. */
+    SUBMODULE_REFUSED,
+    /** Anything else. */
+    FAILED
+  }
+
+  private final Reason reason;
+
+  public CloneFailure(Reason reason, String message, Throwable cause) {
+    super(message, cause);
+    this.reason = Objects.requireNonNull(reason, "reason");
+  }
+
+  public Reason reason() {
+    return reason;
+  }
+}

@@ -1,0 +1,23 @@
+package dev.slipway.plugin.git;
+
+/** What a running clone reports to, and asks, the job it runs for. */
+public interface CloneListener {
+
+  /**
+   * A step of the clone advanced. Called for every object, so it must be cheap.
+   *
+   * @param task what is being done, e.g. {@code Receiving objects}
+   * @param done units done so far in this task
+   * @param total units the task will take; 0 when unknown
+   */
+  void progress(String task, long done, long total);
+
+  /** Whether the clone must stop as soon as it can. */
+  boolean isCancelled();
+
+  /**
+   * Registers {@code abort} to run, on another thread, when the job is cancelled: it must unblock
+   * network reads that no cancellation flag reaches.
+   */
+  void onCancel(Runnable abort);
+}

@@ -1,0 +1,189 @@
+package dev.slipway.plugin.git;
+
+import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.Secret;
+import dev.slipway.worker.api.Stage;
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKeys;
+import java.net.URI;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The {@code git} stage: clones {@code repo_url} at {@code branch} into {@code
+ * <workspace>/src} and publishes {@link StageKeys#SOURCE_DIR} and {@link StageKeys#COMMIT_SHA}.
+ * Holds no per-job state, so one instance serves concurrent jobs.
+ */
+final class GitStage implements Stage {
+  /** The checkout's folder inside the job's workspace. */
+  static final String CHECKOUT_DIR = "src";
+
+  static final String INVALID_REQUEST = "git.invalid-request";
+  static final String AUTH_FAILED = "git.auth-failed";
+  static final String REPO_NOT_FOUND = "git.repo-not-found";
+  static final String BRANCH_NOT_FOUND = "git.branch-not-found";
+  static final String UNREACHABLE = "git.unreachable";
+  static final String SUBMODULE_REFUSED = "git.submodule-refused";
+  static final String CLONE_FAILED = "git.clone-failed";
+
+  /** Real tokens are 40 characters and more. */
+  private static final int MIN_MASKED_TOKEN = 8;
+
+  private final GitSettings settings;
+  private final UrlPolicy urls;
+  private final GitClient client;
+
+  GitStage(GitSettings settings, GitClient client) {
+    this.settings = settings;
+    this.urls = new UrlPolicy(settings.allowedSchemes());
+    this.client = client;
+  }
+
+  /** Refuses a request that could hurt the worker, before any network or disk work. */
+  @Override
+  public void validate(JobRequestView request) throws StageException {
+    List<String> problems = new ArrayList<>();
+    urls.problem(request.repoUrl()).ifPresent(p -> problems.add("repo_url: " + p));
+    BranchNames.problem(request.branch()).ifPresent(p -> problems.add("branch: " + p));
+    if (!problems.isEmpty()) {
+      throw new StageException(
+          INVALID_REQUEST, ErrorKind.INVALID_REQUEST, String.join("; ", problems));
+    }
+  }
+
+  @Override
+  public void execute(JobContext context) throws StageException, InterruptedException {
+    JobRequestView request = context.request();
+    // Again here, so that no caller can reach the clone with a request validate() would refuse.
+    validate(request);
+    if (context.isCancelled()) {
+      throw new InterruptedException("the job was cancelled before the clone started");
+    }
+    URI url = urls.normalize(request.repoUrl());
+    Optional<Secret> token = request.token().filter(t -> !t.isBlank());
+    Path checkout = context.workspace().resolve(CHECKOUT_DIR);
+    CloneSpec spec =
+        new CloneSpec(
+            url,
+            request.branch(),
+            token,
+            checkout,
+            settings.depth(),
+            settings.submodules(),
+            settings.connectTimeout(),
+            urls);
+    context
+        .log()
+        .line(
+            "cloning "
+                + url
+                + (request.branch().isEmpty()
+                    ? " (default branch)"
+                    : " (branch " + request.branch() + ")")
+                + (settings.depth() == 0 ? ", full history" : ", depth " + settings.depth())
+                + (token.isPresent() ? ", with token" : ""));
+    long start = System.nanoTime();
+    CloneResult result;
+    try {
+      result =
+          client.cloneRepository(
+              spec,
+              new JobCloneListener(context, settings.progressInterval(), Thread.currentThread()));
+    } catch (CloneFailure failure) {
+      throw error(failure, url, request.branch(), token);
+    }
+    context.publish(StageKeys.SOURCE_DIR, checkout);
+    context.publish(StageKeys.COMMIT_SHA, result.commitSha());
+    context
+        .log()
+        .line(
+            "checked out "
+                + result.branch()
+                + " at "
+                + result.commitSha()
+                + " in "
+                + (System.nanoTime() - start) / 1_000_000
+                + " ms");
+  }
+
+  /** The one place where clone failures become codes and messages that say what would be right. */
+  private StageException error(
+      CloneFailure failure, URI url, String branch, Optional<Secret> token) {
+    String detail = failure.getMessage() == null ? "" : failure.getMessage();
+    String host = url.getHost() + (url.getPort() < 0 ? "" : ":" + url.getPort());
+    String code;
+    ErrorKind kind = ErrorKind.INVALID_REQUEST;
+    String message;
+    switch (failure.reason()) {
+      case CREDENTIALS_MISSING -> {
+        code = AUTH_FAILED;
+        message =
+            url + " requires credentials and the request has no github_token; pass a token that"
+                + " can read the repository";
+      }
+      case CREDENTIALS_REFUSED -> {
+        code = AUTH_FAILED;
+        message =
+            url + " refused the github_token (HTTP 401); pass a valid, unexpired token that can"
+                + " read the repository";
+      }
+      case FORBIDDEN -> {
+        code = AUTH_FAILED;
+        message =
+            url + " denied access (HTTP 403); pass a github_token whose owner may read the"
+                + " repository";
+      }
+      case REPOSITORY_NOT_FOUND -> {
+        code = REPO_NOT_FOUND;
+        message =
+            "no repository at "
+                + url
+                + " (HTTP 404); check repo_url (a private repository also looks missing to a"
+                + " token that cannot read it)";
+      }
+      case BRANCH_NOT_FOUND -> {
+        code = BRANCH_NOT_FOUND;
+        message =
+            (branch.isEmpty()
+                    ? url + " has no default branch"
+                    : "branch '" + branch + "' does not exist in " + url)
+                + "; "
+                + detail;
+      }
+      case UNREACHABLE -> {
+        code = UNREACHABLE;
+        kind = ErrorKind.EXTERNAL;
+        message =
+            "cannot reach "
+                + host
+                + " ("
+                + detail
+                + "); check repo_url's host and port and the worker's network (connect-timeout "
+                + settings.connectTimeout().toMillis()
+                + " ms)";
+      }
+      case SUBMODULE_REFUSED -> {
+        code = SUBMODULE_REFUSED;
+        message = "the repository's " + detail;
+      }
+      default -> {
+        code = CLONE_FAILED;
+        kind = ErrorKind.EXTERNAL;
+        message = "cloning " + url + " failed: " + detail;
+      }
+    }
+    // JGit never sees the token in a URL, so it cannot be in a message; this is the backstop.
+    // Not for toy tokens: masking "tok" would turn "token" into "****en".
+    String masked =
+        token
+            .map(Secret::reveal)
+            .filter(t -> t.length() >= MIN_MASKED_TOKEN)
+            .map(t -> message.replace(t, "****"))
+            .orElse(message);
+    return new StageException(code, kind, masked, failure);
+  }
+}

@@ -1,0 +1,138 @@
+package dev.slipway.plugin.git;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.slipway.worker.api.StageConfigException;
+import dev.slipway.worker.api.StageFactory;
+import dev.slipway.worker.api.StageKeys;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.ServiceLoader;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** The stage's configuration: shipped defaults, and every problem reported at once. */
+class GitSettingsTest {
+
+  @Test
+  void referenceConfHoldsTheDocumentedDefaults() throws Exception {
+    GitSettings settings = GitSettings.from(GitTestSupport.reference());
+
+    assertEquals(Duration.ofMinutes(10), settings.timeout());
+    assertEquals(1, settings.depth());
+    assertFalse(settings.submodules());
+    assertEquals(List.of("https"), settings.allowedSchemes());
+    assertEquals(Duration.ofSeconds(30), settings.connectTimeout());
+    assertEquals(Duration.ofMillis(500), settings.progressInterval());
+  }
+
+  @Test
+  void everyKeyInReferenceConfIsCommented() throws Exception {
+    Path conf = Path.of(GitStageFactory.class.getResource("/reference.conf").toURI());
+    List<String> lines = Files.readAllLines(conf);
+    for (String key : GitSettings.KEYS) {
+      int at = -1;
+      for (int i = 0; i < lines.size(); i++) {
+        if (lines.get(i).trim().startsWith(key + " =")) {
+          at = i;
+        }
+      }
+      assertTrue(at > 0, key + " missing from reference.conf");
+      assertTrue(lines.get(at - 1).trim().startsWith("#"), key + " has no comment above it");
+    }
+    assertEquals(GitSettings.KEYS, GitTestSupport.reference().root().keySet());
+  }
+
+  @Test
+  void readsOverrides() throws Exception {
+    GitSettings settings =
+        GitSettings.from(
+            GitTestSupport.config(
+                "depth = 0, submodules = true, allowed-schemes = [HTTPS, http],"
+                    + " connect-timeout = 1500ms, progress-interval = 2s, timeout = 1h"));
+
+    assertEquals(0, settings.depth());
+    assertTrue(settings.submodules());
+    assertEquals(List.of("https", "http"), settings.allowedSchemes());
+    assertEquals(Duration.ofMillis(1500), settings.connectTimeout());
+    assertEquals(Duration.ofSeconds(2), settings.progressInterval());
+    assertEquals(Duration.ofHours(1), settings.timeout());
+  }
+
+  @Test
+  void reportsEveryProblemAtOnceNamingEachKey() {
+    Config bad =
+        ConfigFactory.parseString(
+                "timeout = 0s, depth = -1, submodules = maybe, allowed-schemes = [ssh, https],"
+                    + " connect-timeout = 50ms, progress-interval = 10ms, dept = 2")
+            .withFallback(GitTestSupport.reference());
+
+    StageConfigException e =
+        assertThrows(
+            StageConfigException.class,
+            () -> new GitStageFactory().create(bad, GitTestSupport.environment()));
+
+    List<String> problems = e.problems();
+    assertEquals(7, problems.size(), problems::toString);
+    assertContains(problems, "dept: unknown key; known keys are [allowed-schemes, connect-timeout, depth,");
+    assertContains(problems, "timeout: must be more than 0");
+    assertContains(problems, "depth: -1 is not allowed; use 0 for full history or 1 or more commits");
+    assertContains(problems, "submodules: expected true or false");
+    assertContains(problems, "allowed-schemes: 'ssh' is not supported; use some of [https, http]");
+    assertContains(problems, "connect-timeout: 50ms is not allowed; use at least 100ms");
+    assertContains(problems, "progress-interval: 10ms is too short; use at least 100ms");
+  }
+
+  @Test
+  void missingKeysAndWrongTypesAreProblemsToo() {
+    Config bad = ConfigFactory.parseString("depth = deep, allowed-schemes = []");
+
+    StageConfigException e = assertThrows(StageConfigException.class, () -> GitSettings.from(bad));
+
+    List<String> problems = e.problems();
+    assertContains(problems, "timeout: missing; expected a duration such as 10m");
+    assertContains(problems, "depth: expected a whole number such as 1");
+    assertContains(problems, "submodules: missing");
+    assertContains(problems, "allowed-schemes: is empty, so no repository could be cloned");
+    assertContains(problems, "connect-timeout: missing");
+    assertContains(problems, "progress-interval: missing");
+  }
+
+  @Test
+  void factoryIsFoundByServiceLoaderAndDescribesItself() {
+    // The plugin module provides the factory but does not use it; the runtime does.
+    GitSettingsTest.class.getModule().addUses(StageFactory.class);
+    StageFactory factory =
+        ServiceLoader.load(StageFactory.class).stream()
+            .map(ServiceLoader.Provider::get)
+            .filter(f -> f.id().equals("git"))
+            .findFirst()
+            .orElseThrow();
+
+    assertTrue(factory instanceof GitStageFactory);
+    assertEquals(Set.of(StageKeys.SOURCE_DIR, StageKeys.COMMIT_SHA), factory.produces());
+    assertEquals(Set.of(), factory.requires());
+    assertFalse(factory.description().isBlank());
+  }
+
+  @Test
+  void moduleExportsNothing() {
+    Module module = GitStageFactory.class.getModule();
+    assertTrue(module.isNamed());
+    assertEquals("dev.slipway.plugin.git", module.getName());
+    assertTrue(module.getDescriptor().exports().isEmpty(), module.getDescriptor()::toString);
+  }
+
+  private static void assertContains(List<String> problems, String expected) {
+    assertTrue(
+        problems.stream().anyMatch(p -> p.startsWith(expected)),
+        () -> "no problem starting with '" + expected + "' in " + problems);
+  }
+}

@@ -1,0 +1,150 @@
+package dev.slipway.plugin.git;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobLog;
+import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.Stage;
+import dev.slipway.worker.api.StageConfigException;
+import dev.slipway.worker.api.StageKey;
+import dev.slipway.worker.api.WorkerEnvironment;
+import dev.slipway.worker.testkit.RecordingJobContext;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/** Builds the stage as the runtime would, from reference.conf plus a test's overrides. */
+final class GitTestSupport {
+  private GitTestSupport() {}
+
+  /** The plugin's own defaults, the {@code worker.stages.git} block of its reference.conf. */
+  static Config reference() {
+    return ConfigFactory.parseURL(GitStageFactory.class.getResource("/reference.conf"))
+        .resolve()
+        .getConfig("worker.stages.git");
+  }
+
+  /** The stage block: {@code hocon} over reference.conf, with http allowed for the test server. */
+  static Config config(String hocon) {
+    return ConfigFactory.parseString(hocon)
+        .withFallback(ConfigFactory.parseString("allowed-schemes = [http]"))
+        .withFallback(reference())
+        .resolve();
+  }
+
+  static Stage stage(String hocon) throws StageConfigException {
+    return new GitStageFactory().create(config(hocon), environment());
+  }
+
+  static Stage stage() throws StageConfigException {
+    return stage("");
+  }
+
+  /** Validates, then executes, as the runtime does. */
+  static void run(Stage stage, JobContext context) throws Exception {
+    stage.validate(context.request());
+    stage.execute(context);
+  }
+
+  static RecordingJobContext context(Path workspace, String url, String branch, String token) {
+    return new RecordingJobContext(
+        RecordingJobContext.request(url, branch, token, "app:test"), workspace);
+  }
+
+  static WorkerEnvironment environment() {
+    return new WorkerEnvironment() {
+      @Override
+      public String workerId() {
+        return "test-worker";
+      }
+
+      @Override
+      public Optional<String> region() {
+        return Optional.empty();
+      }
+
+      @Override
+      public Path home() {
+        return Path.of(".");
+      }
+
+      @Override
+      public Optional<String> env(String name) {
+        return Optional.empty();
+      }
+    };
+  }
+
+  /** A log line and when it was written. */
+  record TimedLine(long nanos, String line) {}
+
+  /** A context that also records when each log line was written. */
+  static final class TimedContext implements JobContext {
+    final RecordingJobContext delegate;
+    final List<TimedLine> lines = new CopyOnWriteArrayList<>();
+
+    TimedContext(RecordingJobContext delegate) {
+      this.delegate = delegate;
+    }
+
+    @Override
+    public String jobId() {
+      return delegate.jobId();
+    }
+
+    @Override
+    public JobRequestView request() {
+      return delegate.request();
+    }
+
+    @Override
+    public Path workspace() {
+      return delegate.workspace();
+    }
+
+    @Override
+    public <T> Optional<T> get(StageKey<T> key) {
+      return delegate.get(key);
+    }
+
+    @Override
+    public <T> void publish(StageKey<T> key, T value) {
+      delegate.publish(key, value);
+    }
+
+    @Override
+    public JobLog log() {
+      JobLog log = delegate.log();
+      return new JobLog() {
+        @Override
+        public void line(String line) {
+          lines.add(new TimedLine(System.nanoTime(), line));
+          log.line(line);
+        }
+
+        @Override
+        public OutputStream lineStream() {
+          return log.lineStream();
+        }
+      };
+    }
+
+    @Override
+    public void addSecret(String secret) {
+      delegate.addSecret(secret);
+    }
+
+    @Override
+    public boolean isCancelled() {
+      return delegate.isCancelled();
+    }
+
+    @Override
+    public void onCancel(Runnable action) {
+      delegate.onCancel(action);
+    }
+  }
+}
