@@ -45,6 +45,9 @@ public final class WorkerCli implements Callable<Integer> {
 
   /** Runs the command line with the given output streams; for tests and embedding. */
   public static int run(PrintWriter out, PrintWriter err, String... args) {
+    // Quiet until `serve` applies worker.log.*: library DEBUG output (Netty dumps frames, which
+    // hold request fields) must never reach a terminal by default.
+    Logging.configure("text", "WARN");
     CommandLine cli = new CommandLine(new WorkerCli());
     cli.setOut(out);
     cli.setErr(err);
@@ -101,7 +104,6 @@ public final class WorkerCli implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-      Logging.configure("text", "WARN");
       try (Worker worker = Worker.prepare(WorkerOptions.fromProcess(parent.configFile()))) {
         PrintWriter out = spec.commandLine().getOut();
         out.println("configuration OK");
@@ -122,7 +124,6 @@ public final class WorkerCli implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-      Logging.configure("text", "WARN");
       PrintWriter out = spec.commandLine().getOut();
       out.printf("%-16s %-34s %-16s %s%n", "STAGE", "MODULE", "VERSION", "FROM");
       WorkerOptions options = WorkerOptions.fromProcess(parent.configFile());

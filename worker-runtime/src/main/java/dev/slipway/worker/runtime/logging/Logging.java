@@ -8,6 +8,8 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.Layout;
 import ch.qos.logback.core.OutputStreamAppender;
 import ch.qos.logback.core.encoder.LayoutWrappingEncoder;
+import java.io.FilterOutputStream;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import org.slf4j.LoggerFactory;
@@ -61,7 +63,18 @@ public final class Logging {
     appender.setContext(context);
     appender.setName("main");
     appender.setEncoder(encoder);
-    appender.setOutputStream(out);
+    // The appender closes its stream when logging is reconfigured; System.err must survive that.
+    appender.setOutputStream(new FilterOutputStream(out) {
+      @Override
+      public void write(byte[] b, int off, int len) throws IOException {
+        out.write(b, off, len);
+      }
+
+      @Override
+      public void close() throws IOException {
+        flush();
+      }
+    });
     appender.setImmediateFlush(true);
     appender.start();
 
