@@ -15,6 +15,9 @@ module dev.slipway.worker.runtime {
   requires ch.qos.logback.core;
   requires info.picocli;
   requires io.github.cdimascio.dotenv.java;
+  requires io.prometheus.metrics.core;
+  requires io.prometheus.metrics.model;
+  requires io.prometheus.metrics.exporter.httpserver;
   // sun.misc.Signal: drain on SIGTERM and still exit 0.
   requires jdk.unsupported;
 
@@ -31,6 +34,7 @@ module dev.slipway.worker.runtime {
   exports dev.slipway.worker.runtime.errors;
   exports dev.slipway.worker.runtime.grpc;
   exports dev.slipway.worker.runtime.cli;
+  exports dev.slipway.worker.runtime.metrics;
 
   // picocli reads and sets the command classes' annotated fields reflectively.
   opens dev.slipway.worker.runtime.cli to info.picocli;

@@ -9,7 +9,7 @@ import dev.slipway.worker.runtime.config.ConfigProblems;
 import dev.slipway.worker.runtime.config.StartupException;
 import dev.slipway.worker.runtime.config.WorkerSettings;
 import dev.slipway.worker.runtime.grpc.WorkerServer;
-import dev.slipway.worker.runtime.job.JobListener;
+import dev.slipway.worker.runtime.metrics.WorkerMetrics;
 import dev.slipway.worker.runtime.job.JobManager;
 import dev.slipway.worker.runtime.job.Workspaces;
 import dev.slipway.worker.runtime.pipeline.Pipeline;
@@ -45,6 +45,7 @@ public final class Worker implements AutoCloseable {
   private final PluginRegistry plugins;
   private final Pipeline pipeline;
   private final JobManager jobs;
+  private final WorkerMetrics metrics;
   private final Function<String, Channel> channels;
   private WorkerServer server;
   private Registrar registrar;
@@ -60,8 +61,12 @@ public final class Worker implements AutoCloseable {
     this.channels = channels;
     Workspaces workspaces = new Workspaces(settings.workspaceRoot());
     workspaces.removeLeftovers();
+    // The gauges read the job manager when scraped, by which time it exists.
+    this.metrics = new WorkerMetrics(settings.id(), version(), () -> jobs().status(),
+        () -> jobs().runningJobIds().size(), this::registrationState,
+        () -> plugins.all().size());
     this.jobs = new JobManager(settings.id(), pipeline, workspaces, settings.maxConcurrentJobs(),
-        settings.jobTimeout(), JobListener.NONE);
+        settings.jobTimeout(), metrics);
   }
 
   /** Loads and checks everything, with the stages of the boot layer and the plugins folder. */
@@ -118,6 +123,11 @@ public final class Worker implements AutoCloseable {
     server.start();
     LOG.info("worker {} listening on {}:{}, pipeline {}", settings.id(), settings.bindAddress(),
         server.port(), pipeline.ids());
+    if (settings.metrics().enabled()) {
+      metrics.serve(settings.metrics().bindAddress(), settings.metrics().port());
+      LOG.info("metrics on http://{}:{}/metrics", settings.metrics().bindAddress(),
+          metrics.port());
+    }
     server.markServing();
     Optional<String> address = settings.orchestrator().address();
     if (address.isEmpty()) {
@@ -167,6 +177,7 @@ public final class Worker implements AutoCloseable {
     }
     jobs.close();
     pipeline.close();
+    metrics.close();
     if (ownChannel != null) {
       ownChannel.shutdownNow();
       try {
@@ -212,6 +223,11 @@ public final class Worker implements AutoCloseable {
       return Optional.of(Registrar.State.STANDALONE);
     }
     return Optional.ofNullable(registrar).map(Registrar::state);
+  }
+
+  /** The port metrics are served on, when enabled. */
+  public int metricsPort() {
+    return metrics.port();
   }
 
   public Optional<Registrar> registrar() {

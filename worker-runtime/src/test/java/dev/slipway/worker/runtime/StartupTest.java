@@ -63,8 +63,9 @@ class StartupTest {
     List<String> problems = e.problems();
     String all = String.join("\n", problems);
     assertTrue(all.contains("worker.stages.test-fail: code: 'nodot'"), all);
-    assertTrue(all.contains("stage 'test-consume' needs 'commit-sha'")
-        && all.contains("[test-publish]"), all);
+    assertTrue(all.contains("stage 'test-consume' needs 'commit-sha', which no stage before it"
+        + " in worker.pipeline [test-consume, test-fail] produces; stages that produce it: [git,"
+        + " test-publish]"), all);
     assertTrue(all.contains("worker.stages.tset-block configures a stage no plugin provides"),
         all);
   }

@@ -40,6 +40,7 @@ import java.util.regex.Pattern;
  * @param pipeline the ordered stage ids
  * @param logFormat {@code text} or {@code json}
  * @param logLevel the root log level
+ * @param metrics where Prometheus metrics are served, if at all
  */
 public record WorkerSettings(
     String id,
@@ -55,7 +56,17 @@ public record WorkerSettings(
     Duration shutdownGracePeriod,
     List<String> pipeline,
     String logFormat,
-    String logLevel) {
+    String logLevel,
+    Metrics metrics) {
+
+  /**
+   * Metrics settings.
+   *
+   * @param enabled whether {@code /metrics} is served
+   * @param bindAddress the address it binds
+   * @param port its port; 0 for any free one
+   */
+  public record Metrics(boolean enabled, String bindAddress, int port) {}
 
   /**
    * Registration settings.
@@ -171,6 +182,18 @@ public record WorkerSettings(
           + "' is not one of [TRACE, DEBUG, INFO, WARN, ERROR]");
     }
 
+    boolean metricsEnabled = read(problems, () -> config.getBoolean("worker.metrics.enabled"), false);
+    String metricsBind =
+        read(problems, () -> config.getString("worker.metrics.bind-address").trim(), "");
+    int metricsPort = read(problems, () -> config.getInt("worker.metrics.port"), 0);
+    if (metricsPort < 0 || metricsPort > 65535) {
+      problems.add(origin(config, "worker.metrics.port") + "worker.metrics.port: " + metricsPort
+          + " is not a TCP port; use 1-65535 (default 9464), or 0 for any free port");
+    } else if (metricsEnabled && metricsPort != 0 && metricsPort == port
+        && metricsBind.equals(bindAddress)) {
+      problems.add("worker.metrics.port: " + metricsPort + " is also worker.port; use another");
+    }
+
     problems.throwIfAny("invalid worker configuration");
     return new WorkerSettings(
         id,
@@ -190,7 +213,8 @@ public record WorkerSettings(
         grace,
         List.copyOf(pipeline),
         format,
-        level);
+        level,
+        new Metrics(metricsEnabled, metricsBind, metricsPort));
   }
 
   private static Map<String, String> readLabels(Config config, ConfigProblems problems) {
