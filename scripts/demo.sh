@@ -51,13 +51,14 @@ RUN echo "$GREETING from an image that Slipway built and pushed" > /greeting.txt
 CMD ["sh", "-c", "cat /greeting.txt /message.txt"]
 DOCKERFILE
 printf '.git\n' > "$WORK/src/.dockerignore"
-printf 'Built from commit %s of the sample repository.\n' "the latest" > "$WORK/src/message.txt"
+printf 'Cloned from the sample repository with a token, built with BuildKit, pulled back by digest.\n' \
+  > "$WORK/src/message.txt"
 git -C "$WORK/src" add -A
 git -C "$WORK/src" -c user.name=demo -c user.email=demo@example.test commit -q -m "sample app"
 git -C "$WORK/src" push -q "$WORK/repos/hello.git" main
 GIT_DEMO_TOKEN="demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export GIT_DEMO_TOKEN
-python3 scripts/git-http-server.py "$WORK/repos" "$WORK/git.port" &
+python3 scripts/git-http-server.py "$WORK/repos" "$WORK/git.port" </dev/null >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$WORK/git.port" ]] && break; sleep 0.1; done
 GIT_PORT=$(cat "$WORK/git.port")
@@ -82,7 +83,8 @@ worker {
   }
 }
 CONF
-(cd "$WORK" && "$IMAGE_DIR/bin/worker" serve --config "$WORK/worker.conf" 2>"$WORK/worker.log") &
+# exec, so that $! is the worker itself and the cleanup's SIGTERM reaches it (it drains, exits 0).
+(cd "$WORK" && exec "$IMAGE_DIR/bin/worker" serve --config "$WORK/worker.conf" 2>"$WORK/worker.log") &
 pids+=($!)
 WORKER_PORT=""
 for _ in $(seq 300); do

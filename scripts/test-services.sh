@@ -13,15 +13,28 @@
 #
 #   export DOCKER_HOST=unix://<state>/docker/docker.sock
 #   export SLIPWAY_DOCKER_CLI=/usr/bin/docker
+#   export SLIPWAY_REGISTRY=127.0.0.1:<port>
+#   export SLIPWAY_REGISTRY_USER=slipway
+#   export SLIPWAY_REGISTRY_PASSWORD=<generated>
+#   export SLIPWAY_REGISTRY_AWS_PASSWORD=<generated>
+#
+# The env file holds passwords: it is written with mode 600, like the password files themselves.
 #
 # Services:
 #   docker   Debian's docker.io (20.10) with its embedded BuildKit. No bridge network, no iptables:
 #            builds use --network=host or --network=none, and nothing may reach private-range
 #            addresses. It listens on a unix socket only. Base image local/busybox:1 (busybox-static)
 #            is imported, since no image can be pulled.
+#   registry Debian's docker-registry (the CNCF distribution registry 2.8) on 127.0.0.1:$SLIPWAY_REGISTRY_PORT
+#            (default 5000), plain HTTP, storage under <state>/registry/data, htpasswd (bcrypt) basic
+#            auth with two users: `slipway` (SLIPWAY_REGISTRY_USER/PASSWORD) and `AWS`
+#            (SLIPWAY_REGISTRY_AWS_PASSWORD; the user name ECR tokens carry, for an ECR stand-in).
+#            The passwords are generated at the first `up`, kept in <state>/registry/*.password
+#            (mode 600) and reused afterwards, also across `down`. dockerd treats 127.0.0.0/8
+#            registries as insecure, so the engine pushes to it over plain HTTP with no extra flags.
 #
-# Everything that listens binds a unix socket or 127.0.0.1. Later services (a registry) add an
-# <name>_up / <name>_down / <name>_status trio and a line in the main dispatch below.
+# Everything that listens binds a unix socket or 127.0.0.1. Each service is an
+# <name>_up / <name>_down / <name>_status trio with a line in the main dispatch below.
 #
 # Use /usr/bin/docker (docker.io's 20.10 client), never whatever `docker` comes first on PATH: the
 # 28.x client in /usr/local/bin refuses DOCKER_BUILDKIT=1 without the buildx plugin.
@@ -42,6 +55,21 @@ readonly BASE_IMAGE=local/busybox:1
 # Applets linked into the base image besides sh; busybox provides them all.
 readonly BASE_APPLETS=(sleep echo cat ls env printf test true false mkdir rm cp mv grep sed wc head tail id pwd touch date)
 readonly PACKAGES=(docker.io busybox-static git)
+readonly REGISTRY_BIN=/usr/bin/docker-registry
+readonly REGISTRY_DIR="$STATE_DIR/registry"
+readonly REGISTRY_PORT="${SLIPWAY_REGISTRY_PORT:-5000}"
+readonly REGISTRY_ADDR="127.0.0.1:$REGISTRY_PORT"
+readonly REGISTRY_CONFIG="$REGISTRY_DIR/config.yml"
+readonly REGISTRY_HTPASSWD="$REGISTRY_DIR/htpasswd"
+readonly REGISTRY_PIDFILE="$REGISTRY_DIR/registry.pid"
+readonly REGISTRY_LOG="$REGISTRY_DIR/registry.log"
+readonly REGISTRY_USER=slipway
+readonly REGISTRY_PASSWORD_FILE="$REGISTRY_DIR/slipway.password"
+readonly REGISTRY_AWS_PASSWORD_FILE="$REGISTRY_DIR/aws.password"
+readonly REGISTRY_START_TIMEOUT="${SLIPWAY_REGISTRY_START_TIMEOUT:-30}"
+readonly REGISTRY_STOP_TIMEOUT="${SLIPWAY_REGISTRY_STOP_TIMEOUT:-10}"
+# docker-registry serves; apache2-utils brings htpasswd (bcrypt with -B); curl probes /v2/.
+readonly REGISTRY_PACKAGES=(docker-registry apache2-utils curl)
 
 log() { printf 'test-services: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -242,15 +270,183 @@ docker_status() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# OCI registry
+
+[[ $REGISTRY_PORT =~ ^[0-9]+$ ]] && ((REGISTRY_PORT > 0 && REGISTRY_PORT < 65536)) ||
+  die "SLIPWAY_REGISTRY_PORT='$REGISTRY_PORT' is not a TCP port"
+
+# The HTTP status /v2/ answers with, or 000 when nothing answers.
+registry_probe() {
+  curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$REGISTRY_ADDR/v2/" 2>/dev/null || true
+}
+
+# True when our registry answers: with auth on, /v2/ must say 401.
+registry_answers() {
+  [[ $(registry_probe) == 401 ]]
+}
+
+# Prints the password in file $1, generating it (24 alphanumerics, mode 600) on first use.
+registry_password() {
+  local file="$1" pw
+  if [[ ! -s $file ]]; then
+    pw=$(head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c 24)
+    ((${#pw} == 24)) || die "could not generate a password"
+    (umask 077 && printf '%s\n' "$pw" >"$file.tmp")
+    mv "$file.tmp" "$file"
+  fi
+  chmod 600 "$file"
+  tr -d '\n' <"$file"
+}
+
+registry_write_config() {
+  local pw aws_pw secret
+  pw=$(registry_password "$REGISTRY_PASSWORD_FILE")
+  aws_pw=$(registry_password "$REGISTRY_AWS_PASSWORD_FILE")
+  (
+    umask 077
+    {
+      htpasswd -Bbn "$REGISTRY_USER" "$pw"
+      htpasswd -Bbn AWS "$aws_pw"
+    } | sed '/^$/d' >"$REGISTRY_HTPASSWD.tmp"
+  )
+  mv "$REGISTRY_HTPASSWD.tmp" "$REGISTRY_HTPASSWD"
+  secret=$(head -c 32 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')
+  # Our own config: the packaged one listens on :5000 on every interface.
+  (
+    umask 077
+    cat >"$REGISTRY_CONFIG" <<YAML
+# Written by scripts/test-services.sh; rewritten at every start.
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: $REGISTRY_ADDR
+  secret: $secret
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  htpasswd:
+    realm: slipway-test-registry
+    path: $REGISTRY_HTPASSWD
+YAML
+  )
+}
+
+registry_start() {
+  mkdir -p "$REGISTRY_DIR/data"
+  chmod 700 "$REGISTRY_DIR"
+  rm -f "$REGISTRY_PIDFILE"
+  local code
+  code=$(registry_probe)
+  [[ $code == 000 ]] || die "something else already answers on $REGISTRY_ADDR (HTTP $code); choose another SLIPWAY_REGISTRY_PORT"
+  registry_write_config
+  log "starting docker-registry on http://$REGISTRY_ADDR (log: $REGISTRY_LOG)"
+  setsid "$REGISTRY_BIN" serve "$REGISTRY_CONFIG" </dev/null >"$REGISTRY_LOG" 2>&1 &
+  local pid=$! deadline=$((SECONDS + REGISTRY_START_TIMEOUT))
+  disown "$pid" 2>/dev/null || true
+  printf '%s\n' "$pid" >"$REGISTRY_PIDFILE"
+  until registry_answers; do
+    if ! pid_running "$pid"; then
+      tail -n 30 "$REGISTRY_LOG" >&2 || true
+      die "docker-registry (pid $pid) exited during start-up; full log in $REGISTRY_LOG"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 30 "$REGISTRY_LOG" >&2 || true
+      die "docker-registry (pid $pid) did not answer 401 on http://$REGISTRY_ADDR/v2/ within ${REGISTRY_START_TIMEOUT}s (last: HTTP $(registry_probe)); full log in $REGISTRY_LOG"
+    fi
+    sleep 0.2
+  done
+  log "docker-registry (pid $pid) answers on http://$REGISTRY_ADDR"
+}
+
+# The address the running registry was configured with, from its config file.
+registry_configured_addr() {
+  sed -n -E 's/^  addr: (.*)$/\1/p' "$REGISTRY_CONFIG" 2>/dev/null || true
+}
+
+registry_up() {
+  local pid
+  pid=$(pid_from_file "$REGISTRY_PIDFILE")
+  if pid_running "$pid"; then
+    if [[ $(registry_configured_addr) != "$REGISTRY_ADDR" ]]; then
+      log "docker-registry (pid $pid) listens on $(registry_configured_addr), not $REGISTRY_ADDR; restarting it"
+      registry_down
+      registry_start
+    elif registry_answers; then
+      # Passwords may have been removed by hand: make sure the files still match the htpasswd.
+      [[ -s $REGISTRY_PASSWORD_FILE && -s $REGISTRY_AWS_PASSWORD_FILE ]] || {
+        registry_down
+        registry_start
+        return 0
+      }
+      log "reusing docker-registry (pid $pid) on http://$REGISTRY_ADDR"
+    else
+      log "docker-registry (pid $pid) runs but does not answer 401; restarting it"
+      registry_down
+      registry_start
+    fi
+  else
+    registry_start
+  fi
+}
+
+registry_down() {
+  local pid
+  pid=$(pid_from_file "$REGISTRY_PIDFILE")
+  if ! pid_running "$pid"; then
+    log "docker-registry is not running"
+    rm -f "$REGISTRY_PIDFILE"
+    return 0
+  fi
+  log "stopping docker-registry (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" "$REGISTRY_STOP_TIMEOUT"; then
+    log "docker-registry (pid $pid) still runs after ${REGISTRY_STOP_TIMEOUT}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || die "docker-registry (pid $pid) survived SIGKILL"
+  fi
+  rm -f "$REGISTRY_PIDFILE"
+  log "docker-registry stopped"
+}
+
+registry_status() {
+  local pid
+  pid=$(pid_from_file "$REGISTRY_PIDFILE")
+  if pid_running "$pid" && registry_answers; then
+    log "registry: docker-registry (pid $pid) answers on http://$REGISTRY_ADDR (users: $REGISTRY_USER, AWS)"
+  else
+    log "registry: not running (http://$REGISTRY_ADDR/v2/ answers HTTP $(registry_probe))"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # Environment file for the tests
 
 write_env() {
   local tmp="$ENV_FILE.tmp"
-  {
-    printf '# Written by scripts/test-services.sh up; source it to reach the test services.\n'
-    printf 'export DOCKER_HOST=%q\n' "$DOCKER_HOST_URL"
-    printf 'export SLIPWAY_DOCKER_CLI=%q\n' "$DOCKER_CLI"
-  } >"$tmp"
+  (
+    umask 077
+    {
+      printf '# Written by scripts/test-services.sh up; source it to reach the test services.\n'
+      printf 'export DOCKER_HOST=%q\n' "$DOCKER_HOST_URL"
+      printf 'export SLIPWAY_DOCKER_CLI=%q\n' "$DOCKER_CLI"
+      printf 'export SLIPWAY_REGISTRY=%q\n' "$REGISTRY_ADDR"
+      printf 'export SLIPWAY_REGISTRY_USER=%q\n' "$REGISTRY_USER"
+      printf 'export SLIPWAY_REGISTRY_PASSWORD=%q\n' "$(registry_password "$REGISTRY_PASSWORD_FILE")"
+      printf 'export SLIPWAY_REGISTRY_AWS_PASSWORD=%q\n' "$(registry_password "$REGISTRY_AWS_PASSWORD_FILE")"
+    } >"$tmp"
+  )
+  chmod 600 "$tmp"
   mv "$tmp" "$ENV_FILE"
 }
 
@@ -266,17 +462,22 @@ main() {
   case "$1" in
   up)
     mkdir -p "$STATE_DIR"
-    install_packages "${PACKAGES[@]}"
+    install_packages "${PACKAGES[@]}" "${REGISTRY_PACKAGES[@]}"
     docker_up
+    registry_up
     write_env
     log "ready; source $ENV_FILE"
     ;;
   down)
+    registry_down
     docker_down
     rm -f "$ENV_FILE"
     ;;
   status)
-    docker_status
+    local rc=0
+    docker_status || rc=1
+    registry_status || rc=1
+    return "$rc"
     ;;
   *) usage ;;
   esac

@@ -22,13 +22,12 @@ jars=("$staging"/modules/*.jar "$staging"/plugins/*/*.jar)
 module_path="$staging/modules"
 for folder in "$staging"/plugins/*/; do module_path+=":$folder"; done
 
-# What the code needs, as jdeps sees it jar by jar (a whole-module-path run sees only the roots);
-# plus what is reached only by reflection or service loading: EC ciphers for TLS (jdk.crypto.ec),
-# DNS through JNDI for gRPC's name resolver (jdk.naming.dns), zip file systems (jdk.zipfs), and
-# jdk.net for httpclient5's socket options.
-found=$(printf '%s\0' "${jars[@]}" | xargs -0 -P 2 -I{} \
-    "${jdk_bin}jdeps" --ignore-missing-deps --multi-release 17 --print-module-deps \
-    --module-path "$module_path" {} 2>/dev/null \
+# What the code needs, as jdeps sees it (the list is minimal: java.sql stands for the java.logging
+# and java.xml it requires transitively); plus what is reached only by reflection or service
+# loading: EC ciphers for TLS (jdk.crypto.ec), DNS through JNDI for gRPC's name resolver
+# (jdk.naming.dns), zip file systems (jdk.zipfs), and jdk.net for httpclient5's socket options.
+found=$("${jdk_bin}jdeps" --ignore-missing-deps --multi-release 17 --print-module-deps \
+    --module-path "$module_path" "${jars[@]}" 2>/dev/null | tail -1 \
   | tr ',' '\n' | grep -E '^(java|jdk)\.' | sort -u | paste -sd, -)
 [[ -n "$found" ]] || { echo "build-image: jdeps found no JDK modules" >&2; exit 1; }
 # Explicit modules must also find every JDK module their descriptor requires (error_prone's
@@ -50,6 +49,24 @@ cp -r "$staging/modules" "$image/modules"
 cp -r "$staging/plugins" "$image/plugins"
 chmod 755 "$image/bin/worker" "$image/scripts/"*.sh
 printf 'SLIPWAY_VERSION="%s"\n' "$version" >> "$image/release"
+
+# An application class-data archive (AppCDS) of what a worker loads to start serving: a training
+# run starts it once and stops it with SIGTERM, and the JVM writes the archive as it exits.
+# bin/worker uses it when present; a JVM whose module path no longer matches ignores it.
+train=$(mktemp -d)
+printf 'worker { bind-address = 127.0.0.1, port = 0, workspace-root = "%s/ws", pipeline = [git, buildkit] }\n' \
+  "$train" > "$train/worker.conf"
+JAVA_OPTS="-XX:ArchiveClassesAtExit=$image/lib/slipway.jsa -Xlog:cds*=off -Xlog:cds+dynamic*=off" \
+  SLIPWAY_NO_APPCDS=1 "$image/bin/worker" serve --config "$train/worker.conf" >/dev/null 2>"$train/log" &
+pid=$!
+for _ in $(seq 300); do grep -q 'listening on' "$train/log" && break; sleep 0.1; done
+if kill -TERM "$pid" 2>/dev/null; then
+  wait "$pid" || true
+else
+  echo "build-image: the training run ended early:" >&2; cat "$train/log" >&2
+fi
+rm -rf "$train"
+[[ -f "$image/lib/slipway.jsa" ]] || echo "build-image: no AppCDS archive was written; the image works without" >&2
 
 tar -C "$target" -czf "$target/slipway-worker-$version-linux-x64.tar.gz" slipway-worker
 echo "build-image: $image ($(du -sh "$image" | cut -f1)), $target/slipway-worker-$version-linux-x64.tar.gz"

@@ -84,12 +84,13 @@ public final class WorkerCli implements Callable<Integer> {
       WorkerOptions options = WorkerOptions.fromProcess(parent.configFile());
       Worker worker = Worker.prepare(options);
       Logging.configure(worker.settings().logFormat(), worker.settings().logLevel());
-      worker.start();
       CountDownLatch stopped = new CountDownLatch(1);
+      // Installed before start, so that SIGTERM during start-up drains too (stop waits for it).
       Signals.onTermination(() -> {
         worker.stop();
         stopped.countDown();
       });
+      worker.start();
       stopped.await();
       return 0;
     }

@@ -83,5 +83,9 @@ public final class Logging {
     root.addAppender(appender);
     // grpc-netty is chatty at DEBUG about every connection; keep it to warnings.
     context.getLogger("io.grpc.netty").setLevel(Level.WARN);
+    // httpclient5 (docker-java's transport) logs request headers and bodies at DEBUG, among them
+    // X-Registry-Auth: registry credentials in an encoded JSON form. Never at any root level.
+    context.getLogger("org.apache.hc.client5.http.wire").setLevel(Level.INFO);
+    context.getLogger("org.apache.hc.client5.http.headers").setLevel(Level.INFO);
   }
 }

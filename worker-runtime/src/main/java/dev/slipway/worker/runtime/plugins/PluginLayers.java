@@ -83,6 +83,10 @@ public final class PluginLayers {
 
   private static String hint(RuntimeException e) {
     String text = String.valueOf(e.getMessage());
+    if (text.startsWith("Module java.") || text.startsWith("Module jdk.")) {
+      return " (a JDK module the runtime lacks: plugins can only use the JDK modules of the image,"
+          + " listed in its release file; link the image with it)";
+    }
     if (text.contains("not found")) {
       return " (a jar the plugin needs is missing from its folder)";
     }

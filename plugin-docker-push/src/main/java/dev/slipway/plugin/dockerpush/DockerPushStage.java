@@ -1,0 +1,503 @@
+package dev.slipway.plugin.dockerpush;
+
+import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.RegistryCredentials;
+import dev.slipway.worker.api.Stage;
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKeys;
+import java.time.Duration;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashSet;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongSupplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Tags the image an earlier stage built as {@code <registry>/<repository>:<tag>}, pushes it with
+ * the job's credentials, confirms the digest with the registry, and publishes {@link
+ * StageKeys#IMAGE_URI} and {@link StageKeys#IMAGE_DIGEST}. One instance serves every job of the
+ * worker; per-job state lives in local variables, except the tags to remove at cleanup.
+ */
+final class DockerPushStage implements Stage {
+  private static final Pattern STATUS_DIGEST = Pattern.compile(": digest: (sha256:[0-9a-f]{64}) size: \\d+");
+  private static final Pattern ENGINE_RETRY = Pattern.compile("Retrying in (\\d+) seconds?");
+
+  private final DockerPushSettings settings;
+  private final ImageEngine engine;
+  private final RegistryClient registry;
+  private final LongSupplier nanoTime;
+  /** The local tags each running job created, by identity of its context, until cleanup. */
+  private final Map<JobContext, Set<String>> createdTags = Collections.synchronizedMap(new IdentityHashMap<>());
+
+  DockerPushStage(DockerPushSettings settings, ImageEngine engine, RegistryClient registry, LongSupplier nanoTime) {
+    this.settings = settings;
+    this.engine = engine;
+    this.registry = registry;
+    this.nanoTime = nanoTime;
+  }
+
+  @Override
+  public void validate(JobRequestView request) throws StageException {
+    imageName(request);
+  }
+
+  @Override
+  public void execute(JobContext context) throws StageException, InterruptedException {
+    long start = nanoTime.getAsLong();
+    String localImage = context.require(StageKeys.LOCAL_IMAGE);
+    ImageName name = imageName(context.request());
+    Destination destination = destination(name, context);
+    ImageName.Target target = destination.target();
+    destination.credentials().ifPresent(c -> context.addSecret(c.password().reveal()));
+    context.log().line("pushing " + localImage + " as " + target + " " + destination.credentialsSource());
+
+    Cancellation cancellation = new Cancellation();
+    context.onCancel(cancellation::cancel);
+
+    tag(context, localImage, target);
+    Optional<String> streamDigest = push(context, destination, cancellation);
+    String digest = confirm(context, destination, streamDigest, cancellation);
+
+    context.publish(StageKeys.IMAGE_URI, target.reference());
+    context.publish(StageKeys.IMAGE_DIGEST, digest);
+    context.log().line("pushed " + target + "@" + digest + " in " + seconds(nanoTime.getAsLong() - start));
+  }
+
+  @Override
+  public void cleanup(JobContext context) {
+    try {
+      Set<String> tags = createdTags.remove(context);
+      if (tags == null) {
+        return;
+      }
+      for (String tag : tags) {
+        try {
+          engine.removeTag(tag);
+          context.log().line("removed local tag " + tag);
+        } catch (EngineException | RuntimeException e) {
+          context.log().line("could not remove local tag " + tag + ": " + e.getMessage());
+        }
+      }
+    } catch (RuntimeException e) {
+      // Cleanup must not fail a job that is over; what was left is at most a local tag.
+    }
+  }
+
+  @Override
+  public void close() {
+    engine.close();
+  }
+
+  @Override
+  public String toString() {
+    return "DockerPushStage" + settings;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private static ImageName imageName(JobRequestView request) throws StageException {
+    try {
+      return ImageName.parse(request.imageName());
+    } catch (IllegalArgumentException e) {
+      throw new StageException("push.invalid-request", ErrorKind.INVALID_REQUEST, e.getMessage());
+    }
+  }
+
+  /**
+   * Where the image goes and with which credentials.
+   *
+   * @param credentialsSource for the log: whose credentials, never the password
+   */
+  record Destination(ImageName.Target target, Optional<RegistryCredentials> credentials, String credentialsSource) {}
+
+  /**
+   * The registry is the auth stage's, else the configured one, else the one {@code image_name}
+   * names. An {@code image_name} that names a different registry from the first two is refused:
+   * the worker's credentials are never sent to a registry the job chose.
+   */
+  Destination destination(ImageName name, JobContext context) throws StageException {
+    Optional<RegistryCredentials> published = context.get(StageKeys.REGISTRY_CREDENTIALS);
+    Optional<String> known;
+    String knownFrom;
+    if (published.isPresent()) {
+      known = Optional.of(published.get().registry());
+      knownFrom = "published by the auth stage";
+    } else {
+      known = settings.registry();
+      knownFrom = "worker.stages.docker-push.registry";
+    }
+    String host;
+    if (name.registry().isPresent()) {
+      host = name.registry().get();
+      if (known.isPresent()
+          && !ImageName.canonicalRegistry(host).equals(ImageName.canonicalRegistry(known.get()))) {
+        throw new StageException(
+            "push.invalid-request",
+            ErrorKind.INVALID_REQUEST,
+            "image_name '" + context.request().imageName() + "' names registry " + host
+                + ", but this worker pushes to " + ImageName.canonicalRegistry(known.get()) + " (" + knownFrom
+                + "); give image_name without a registry host, e.g. '" + name.repository()
+                + name.tag().map(t -> ":" + t).orElse("") + "'");
+      }
+    } else if (known.isPresent()) {
+      host = known.get();
+    } else {
+      throw new StageException(
+          "push.no-registry",
+          ErrorKind.CONFIGURATION,
+          "image_name '" + context.request().imageName() + "' names no registry, no auth stage"
+              + " published one and worker.stages.docker-push.registry is not set; set it (e.g."
+              + " registry = \"registry.example.com\"), add an auth stage such as ecr to"
+              + " worker.pipeline, or give image_name with a registry host");
+    }
+    ImageName.Target target = name.in(ImageName.canonicalRegistry(host));
+    if (published.isPresent()) {
+      return new Destination(
+          target, published, "with the credentials of user '" + published.get().username() + "' from the auth stage");
+    }
+    if (settings.auth().isPresent()) {
+      DockerPushSettings.StaticAuth auth = settings.auth().get();
+      return new Destination(
+          target,
+          Optional.of(new RegistryCredentials(target.registry(), auth.username(), auth.password())),
+          "with the credentials of user '" + auth.username() + "' from worker.stages.docker-push.auth");
+    }
+    return new Destination(
+        target, Optional.empty(), "without credentials (no auth stage published any, worker.stages.docker-push.auth is not set)");
+  }
+
+  private void tag(JobContext context, String localImage, ImageName.Target target) throws StageException {
+    if (localImage.equals(target.reference())) {
+      return;
+    }
+    try {
+      Optional<String> localId = engine.imageId(localImage);
+      if (localId.isEmpty()) {
+        throw new StageException(
+            "push.image-not-found",
+            ErrorKind.INTERNAL,
+            "the Docker engine has no image '" + localImage + "', which the build stage published as "
+                + StageKeys.LOCAL_IMAGE.name() + "; was it removed in between?");
+      }
+      Optional<String> existing = engine.imageId(target.reference());
+      engine.tag(localImage, target);
+      // Only a tag this job made is removed at cleanup; one that was there before is left alone.
+      if (existing.isEmpty() && settings.removeLocalTags()) {
+        createdTags.computeIfAbsent(context, c -> Collections.synchronizedSet(new LinkedHashSet<>()))
+            .add(target.reference());
+      }
+    } catch (EngineException e) {
+      throw engineFailure(e);
+    }
+  }
+
+  private static StageException engineFailure(EngineException e) {
+    return switch (e.reason()) {
+      case UNREACHABLE -> new StageException("push.engine-unreachable", ErrorKind.EXTERNAL, e.getMessage(), e);
+      case NOT_FOUND -> new StageException("push.image-not-found", ErrorKind.INTERNAL, e.getMessage(), e);
+      case FAILED -> new StageException("push.failed", ErrorKind.EXTERNAL, e.getMessage(), e);
+    };
+  }
+
+  /** Pushes, retrying transient failures; returns the digest the engine reported, if it did. */
+  private Optional<String> push(JobContext context, Destination destination, Cancellation cancellation)
+      throws StageException, InterruptedException {
+    DockerPushSettings.Retry retry = settings.retry();
+    for (int attempt = 1; ; attempt++) {
+      Attempt result = pushOnce(context, destination, cancellation);
+      if (result.failure().isEmpty()) {
+        return result.digest();
+      }
+      String message = result.failure().get();
+      PushFailures.Kind kind = result.kind();
+      String what = "push of " + destination.target();
+      if (kind == PushFailures.Kind.DENIED) {
+        throw new StageException(
+            "push.denied",
+            ErrorKind.EXTERNAL,
+            "the registry refused the " + what + " " + destination.credentialsSource() + ": " + message);
+      }
+      // The engine retries a failing layer upload by itself (Docker 20.10: 5 tries, 5 s to 20 s
+      // apart); a failure it already retried is not retried again, so the two never multiply.
+      if (kind == PushFailures.Kind.TRANSIENT && attempt < retry.maxAttempts() && result.engineRetries() == 0) {
+        backoff(context, cancellation, attempt, retry, what + " failed: " + message);
+        continue;
+      }
+      throw new StageException(
+          "push.failed",
+          ErrorKind.EXTERNAL,
+          what + " failed" + (attempt > 1 ? " after " + attempt + " attempts" : "")
+              + (result.engineRetries() > 0 ? " (the engine had retried layer uploads " + result.engineRetries()
+                  + " times itself)" : "")
+              + ": " + message);
+    }
+  }
+
+  /**
+   * One push's outcome.
+   *
+   * @param failure the engine's error message, when the push failed
+   * @param kind what the failure is
+   * @param digest the digest the engine reported, when it did
+   * @param engineRetries how many times the engine started retrying a layer upload by itself
+   */
+  private record Attempt(
+      Optional<String> failure, PushFailures.Kind kind, Optional<String> digest, int engineRetries) {}
+
+  private Attempt pushOnce(JobContext context, Destination destination, Cancellation cancellation)
+      throws StageException, InterruptedException {
+    PushProgress progress = new PushProgress(context.log(), settings.progressInterval(), nanoTime);
+    AtomicReference<PushMessage> firstError = new AtomicReference<>();
+    AtomicReference<String> digest = new AtomicReference<>();
+    EngineRetries engineRetries = new EngineRetries(settings.retry().maxAttempts());
+    ImageEngine.RunningPush push;
+    try {
+      push =
+          engine.push(
+              destination.target(),
+              destination.credentials(),
+              message -> {
+                progress.accept(message);
+                if (message.isError()) {
+                  firstError.compareAndSet(null, message);
+                }
+                message.digest().ifPresent(digest::set);
+                Matcher m = STATUS_DIGEST.matcher(message.status());
+                if (m.find()) {
+                  digest.compareAndSet(null, m.group(1));
+                }
+                engineRetries.accept(message);
+              });
+    } catch (EngineException e) {
+      throw engineFailure(e);
+    }
+    engineRetries.running(push);
+    cancellation.running(push);
+    try {
+      push.await();
+    } catch (EngineException e) {
+      if (e.reason() == EngineException.Reason.UNREACHABLE || cancellation.isCancelled()) {
+        throw engineFailure(e);
+      }
+      // The connection to the engine broke mid-stream: sorted like a registry failure.
+      return new Attempt(Optional.of(e.getMessage()), PushFailures.classify(e.getMessage(), Optional.empty()),
+          Optional.empty(), engineRetries.count());
+    } finally {
+      cancellation.running(null);
+      progress.flush();
+    }
+    if (cancellation.isCancelled() || context.isCancelled()) {
+      throw new InterruptedException("the push of " + destination.target() + " was cancelled");
+    }
+    if (engineRetries.exhausted()) {
+      throw engineRetriesExhausted(destination, engineRetries);
+    }
+    if (push.aborted()) {
+      throw new InterruptedException("the push of " + destination.target() + " was aborted");
+    }
+    PushMessage error = firstError.get();
+    if (error != null) {
+      String message = error.error().orElse("unknown error");
+      return new Attempt(Optional.of(message), PushFailures.classify(message, error.errorCode()), Optional.empty(),
+          engineRetries.count());
+    }
+    return new Attempt(Optional.empty(), PushFailures.Kind.FAILED, Optional.ofNullable(digest.get()), engineRetries.count());
+  }
+
+  /**
+   * The engine kept retrying a layer past {@code retry.max-attempts} and the push was stopped. The
+   * engine says why only in its own log, so the registry is asked directly, to name the cause.
+   */
+  private StageException engineRetriesExhausted(Destination destination, EngineRetries retries)
+      throws InterruptedException {
+    String answer;
+    PushFailures.Kind kind;
+    try {
+      registry.ping(destination.target(), destination.credentials());
+      answer = "answers its API with the same credentials";
+      kind = PushFailures.Kind.FAILED;
+    } catch (RegistryApi.RegistryException e) {
+      answer = e.getMessage();
+      kind = e.kind();
+    }
+    int attempts = settings.retry().maxAttempts();
+    String message =
+        "the engine tried to upload layer " + retries.layer() + " of " + destination.target() + " "
+            + (attempts == 1 ? "once" : attempts + " times") + " (retry.max-attempts) and was retrying again, so the"
+            + " push was stopped; the engine logs why only in its own log. Asked directly, the registry: " + answer;
+    return kind == PushFailures.Kind.DENIED
+        ? new StageException("push.denied", ErrorKind.EXTERNAL, message + " (" + destination.credentialsSource() + ")")
+        : new StageException("push.failed", ErrorKind.EXTERNAL, message);
+  }
+
+  /**
+   * Counts the engine's own retries of layer uploads, which it announces as a countdown per layer
+   * ({@code Retrying in 5 seconds}, {@code ... 4 seconds}, ...; Docker 20.10 tries 5 times, 5 s to
+   * 20 s apart). A countdown that starts afresh is one more retry; when a layer is about to be tried
+   * more than {@code retry.max-attempts} times, the push is aborted, so that the engine's retries are
+   * bounded by the same setting as the stage's.
+   */
+  private static final class EngineRetries {
+    private final int maxAttempts;
+    private final Map<String, Integer> countdowns = new ConcurrentHashMap<>();
+    private final Map<String, Integer> perLayer = new ConcurrentHashMap<>();
+    private final AtomicInteger total = new AtomicInteger();
+    private final AtomicReference<String> exhaustedLayer = new AtomicReference<>();
+    private final AtomicReference<ImageEngine.RunningPush> push = new AtomicReference<>();
+
+    EngineRetries(int maxAttempts) {
+      this.maxAttempts = maxAttempts;
+    }
+
+    void accept(PushMessage message) {
+      Matcher retrying = ENGINE_RETRY.matcher(message.status());
+      if (!retrying.matches() || message.layer().isEmpty()) {
+        return;
+      }
+      String layer = message.layer().get();
+      int seconds = Integer.parseInt(retrying.group(1));
+      Integer before = countdowns.put(layer, seconds);
+      if (before != null && seconds <= before) {
+        return;
+      }
+      total.incrementAndGet();
+      // Retry n means attempt n + 1 comes next.
+      if (perLayer.merge(layer, 1, Integer::sum) + 1 > maxAttempts && exhaustedLayer.compareAndSet(null, layer)) {
+        abort();
+      }
+    }
+
+    void running(ImageEngine.RunningPush running) {
+      push.set(running);
+      if (exhausted()) {
+        abort();
+      }
+    }
+
+    private void abort() {
+      ImageEngine.RunningPush p = push.get();
+      if (p != null) {
+        p.abort();
+      }
+    }
+
+    boolean exhausted() {
+      return exhaustedLayer.get() != null;
+    }
+
+    String layer() {
+      return exhaustedLayer.get();
+    }
+
+    int count() {
+      return total.get();
+    }
+  }
+
+  /** Asks the registry for the tag's digest and checks it against the engine's. */
+  private String confirm(
+      JobContext context, Destination destination, Optional<String> streamDigest, Cancellation cancellation)
+      throws StageException, InterruptedException {
+    ImageName.Target target = destination.target();
+    DockerPushSettings.Retry retry = settings.retry();
+    Optional<String> served;
+    for (int attempt = 1; ; attempt++) {
+      try {
+        served = registry.manifestDigest(target, destination.credentials());
+        break;
+      } catch (RegistryApi.RegistryException e) {
+        String what = "the registry could not confirm the digest of " + target;
+        if (e.kind() == PushFailures.Kind.DENIED) {
+          throw new StageException(
+              "push.denied", ErrorKind.EXTERNAL, what + " " + destination.credentialsSource() + ": " + e.getMessage(), e);
+        }
+        if (e.kind() == PushFailures.Kind.TRANSIENT && attempt < retry.maxAttempts()) {
+          backoff(context, cancellation, attempt, retry, what + ": " + e.getMessage());
+          continue;
+        }
+        throw new StageException(
+            "push.failed",
+            ErrorKind.EXTERNAL,
+            what + (attempt > 1 ? " after " + attempt + " attempts" : "") + ": " + e.getMessage(),
+            e);
+      }
+    }
+    if (served.isEmpty()) {
+      throw new StageException(
+          "push.failed",
+          ErrorKind.EXTERNAL,
+          "the engine reported the push of " + target + " as done" + streamDigest.map(d -> " (" + d + ")").orElse("")
+              + ", but the registry has no manifest under tag '" + target.tag() + "'");
+    }
+    String digest = served.get();
+    if (streamDigest.isPresent() && !streamDigest.get().equals(digest)) {
+      throw new StageException(
+          "push.digest-mismatch",
+          ErrorKind.EXTERNAL,
+          "the engine reported " + target + " pushed as " + streamDigest.get() + ", but the registry serves "
+              + digest + " under that tag; another push may have moved the tag, or the registry (or a proxy"
+              + " in front of it) rewrote the manifest");
+    }
+    if (streamDigest.isEmpty()) {
+      context.log().line("the engine reported no digest; the registry serves " + digest);
+    }
+    return digest;
+  }
+
+  private void backoff(
+      JobContext context, Cancellation cancellation, int attempt, DockerPushSettings.Retry retry, String why)
+      throws InterruptedException {
+    Duration wait = retry.backoffBefore(attempt + 1);
+    context.log().line(
+        "attempt " + attempt + " of " + retry.maxAttempts() + ": " + why + "; retrying in " + seconds(wait.toNanos()));
+    if (cancellation.await(wait) || context.isCancelled()) {
+      throw new InterruptedException("cancelled while waiting to retry");
+    }
+  }
+
+  private static String seconds(long nanos) {
+    return String.format(Locale.ROOT, "%.2f s", nanos / 1e9);
+  }
+
+  /** The job's cancellation as the stage sees it: aborts the running push, ends a backoff wait. */
+  private static final class Cancellation {
+    private final CountDownLatch cancelled = new CountDownLatch(1);
+    private final AtomicReference<ImageEngine.RunningPush> current = new AtomicReference<>();
+
+    void cancel() {
+      cancelled.countDown();
+      ImageEngine.RunningPush push = current.get();
+      if (push != null) {
+        push.abort();
+      }
+    }
+
+    void running(ImageEngine.RunningPush push) {
+      current.set(push);
+      if (push != null && isCancelled()) {
+        push.abort();
+      }
+    }
+
+    boolean isCancelled() {
+      return cancelled.getCount() == 0;
+    }
+
+    /** Waits {@code wait}; true when cancelled meanwhile. */
+    boolean await(Duration wait) throws InterruptedException {
+      return cancelled.await(wait.toNanos(), TimeUnit.NANOSECONDS);
+    }
+  }
+}

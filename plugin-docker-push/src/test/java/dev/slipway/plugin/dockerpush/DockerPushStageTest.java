@@ -1,0 +1,411 @@
+package dev.slipway.plugin.dockerpush;
+
+import static dev.slipway.plugin.dockerpush.Fixtures.map;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.RegistryCredentials;
+import dev.slipway.worker.api.Secret;
+import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.testkit.RecordingJobContext;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The stage's decisions, against a fake engine and a fake registry. */
+class DockerPushStageTest {
+  static final String DIGEST = "sha256:" + "a".repeat(64);
+  static final String OTHER_DIGEST = "sha256:" + "b".repeat(64);
+  static final String PASSWORD = "static-Pa55word-that-must-not-leak";
+  static final String ECR_TOKEN = "ecr-token-that-must-not-leak-0123456789";
+
+  @TempDir Path workspace;
+
+  final FakeEngine engine = new FakeEngine().image("team/app:1", "sha256:local");
+  final AtomicInteger confirmations = new AtomicInteger();
+  final List<String> pings = new CopyOnWriteArrayList<>();
+
+  /** The fake registry's manifest answer. */
+  interface Digests {
+    Optional<String> get(ImageName.Target target, Optional<RegistryCredentials> credentials)
+        throws RegistryApi.RegistryException;
+  }
+
+  Digests registry =
+      (target, credentials) -> {
+        confirmations.incrementAndGet();
+        return Optional.of(DIGEST);
+      };
+  /** What the fake registry's ping throws, if anything. */
+  volatile RegistryApi.RegistryException pingFailure;
+
+  private DockerPushStage stage(Map<String, ?> overrides) throws Exception {
+    RegistryClient client = new RegistryClient() {
+      @Override
+      public Optional<String> manifestDigest(ImageName.Target t, Optional<RegistryCredentials> c)
+          throws RegistryApi.RegistryException {
+        return registry.get(t, c);
+      }
+
+      @Override
+      public void ping(ImageName.Target t, Optional<RegistryCredentials> c) throws RegistryApi.RegistryException {
+        pings.add(t.registry());
+        if (pingFailure != null) {
+          throw pingFailure;
+        }
+      }
+    };
+    return new DockerPushStage(Fixtures.settings(overrides), engine, client, System::nanoTime);
+  }
+
+  private RecordingJobContext job(String imageName) {
+    return Fixtures.job(imageName, "team/app:1", workspace);
+  }
+
+  @Test
+  void prependsTheConfiguredRegistryAndDefaultsTheTagToLatest() throws Exception {
+    RecordingJobContext job = job("team/app");
+    stage(map("registry", "registry.example.com")).execute(job);
+
+    assertEquals(Optional.of("registry.example.com/team/app:latest"), job.get(StageKeys.IMAGE_URI));
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
+    assertTrue(engine.calls.contains("tag team/app:1 registry.example.com/team/app:latest"), engine.calls.toString());
+    assertEquals(List.of(Optional.empty()), engine.pushCredentials, "no credentials anywhere: anonymous push");
+    assertEquals(1, confirmations.get());
+  }
+
+  @Test
+  void keepsTheTagAndTheRegistryThatImageNameGives() throws Exception {
+    RecordingJobContext job = job("localhost:5000/team/app:2.1");
+    stage(map()).execute(job);
+    assertEquals(Optional.of("localhost:5000/team/app:2.1"), job.get(StageKeys.IMAGE_URI));
+  }
+
+  @Test
+  void publishedCredentialsWinOverStaticOnesAndNameTheRegistry() throws Exception {
+    RecordingJobContext job = job("team/app:1");
+    job.publish(StageKeys.REGISTRY_CREDENTIALS,
+        new RegistryCredentials("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", Secret.of(ECR_TOKEN)));
+    stage(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD))).execute(job);
+
+    assertEquals(Optional.of("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1"), job.get(StageKeys.IMAGE_URI));
+    RegistryCredentials used = engine.pushCredentials.get(0).orElseThrow();
+    assertEquals("AWS", used.username());
+    assertEquals(ECR_TOKEN, used.password().reveal());
+  }
+
+  @Test
+  void staticCredentialsServeRegistriesWithoutAnAuthStage() throws Exception {
+    RecordingJobContext job = job("team/app:1");
+    stage(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD))).execute(job);
+    RegistryCredentials used = engine.pushCredentials.get(0).orElseThrow();
+    assertEquals("registry.example.com", used.registry());
+    assertEquals("ci", used.username());
+    assertTrue(job.secrets().contains(PASSWORD), "the static password is masked in the job's log");
+  }
+
+  @Test
+  void refusesAnImageNameThatNamesAnotherRegistry() throws Exception {
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD)))
+            .execute(job("evil.example.net/team/app:1")));
+    assertEquals("push.invalid-request", e.code());
+    assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    assertTrue(e.getMessage().contains("evil.example.net") && e.getMessage().contains("registry.example.com"), e.getMessage());
+    assertEquals(0, engine.pushes(), "nothing pushed, no credentials sent");
+  }
+
+  @Test
+  void saysWhereARegistryCouldComeFromWhenThereIsNone() throws Exception {
+    StageException e = assertThrows(StageException.class, () -> stage(map()).execute(job("team/app:1")));
+    assertEquals("push.no-registry", e.code());
+    assertTrue(e.getMessage().contains("worker.stages.docker-push.registry"), e.getMessage());
+  }
+
+  @Test
+  void validateRefusesBadImageNamesBeforeTheJobStarts() throws Exception {
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    for (String bad : List.of("Team/App:1", "team/app@sha256:" + "c".repeat(64), "team/app:-x", "", "team//app")) {
+      StageException e = assertThrows(StageException.class, () -> stage.validate(Fixtures.request(bad)), bad);
+      assertEquals("push.invalid-request", e.code());
+      assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    }
+    stage.validate(Fixtures.request("team/app:1"));
+  }
+
+  @Test
+  void aDenialInTheStreamFailsWithTheEnginesMessageAndIsNotRetried() throws Exception {
+    engine.script = attempt -> FakeEngine.failure("unauthorized: authentication required");
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com", "retry", map("initial-backoff", "10ms"))).execute(job("team/app:1")));
+    assertEquals("push.denied", e.code());
+    assertEquals(ErrorKind.EXTERNAL, e.kind());
+    assertTrue(e.getMessage().endsWith(": unauthorized: authentication required"), e.getMessage());
+    assertEquals(1, engine.pushes());
+  }
+
+  @Test
+  void otherStreamErrorsFailWithTheEnginesMessage() throws Exception {
+    engine.script = attempt -> FakeEngine.failure("manifest invalid: manifest invalid");
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com")).execute(job("team/app:1")));
+    assertEquals("push.failed", e.code());
+    assertTrue(e.getMessage().contains("manifest invalid: manifest invalid"), e.getMessage());
+    assertEquals(1, engine.pushes(), "not a transient failure: no retry");
+  }
+
+  @Test
+  void transientFailuresAreRetriedWithBackoffUntilTheyPass() throws Exception {
+    engine.script = attempt -> attempt < 3
+        ? FakeEngine.failure("received unexpected HTTP status: 503 Service Unavailable")
+        : FakeEngine.success(DIGEST);
+    RecordingJobContext job = job("team/app:1");
+    long start = System.nanoTime();
+    stage(map("registry", "registry.example.com", "retry", map("initial-backoff", "100ms", "max-backoff", "150ms")))
+        .execute(job);
+    long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+
+    assertEquals(3, engine.pushes());
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
+    assertTrue(millis >= 250, "waited 100ms then 150ms (capped), took " + millis + "ms");
+    List<String> retries = job.lines().stream().filter(l -> l.contains("retrying in")).toList();
+    assertEquals(2, retries.size(), job.lines().toString());
+    assertTrue(retries.get(0).startsWith("attempt 1 of 3:") && retries.get(0).contains("503"), retries.get(0));
+  }
+
+  @Test
+  void transientFailuresGiveUpAfterMaxAttempts() throws Exception {
+    engine.script = attempt -> FakeEngine.failure("Patch \"http://r/v2/x/blobs/uploads/1\": read: connection reset by peer");
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com", "retry", map("max-attempts", 4, "initial-backoff", "5ms")))
+            .execute(job("team/app:1")));
+    assertEquals("push.failed", e.code());
+    assertTrue(e.getMessage().contains("after 4 attempts") && e.getMessage().contains("connection reset by peer"), e.getMessage());
+    assertEquals(4, engine.pushes());
+  }
+
+  @Test
+  void aFailureTheEngineAlreadyRetriedIsNotRetriedAgain() throws Exception {
+    engine.script = attempt -> List.of(
+        PushMessage.status("b88e8e63d0f5", "Preparing"),
+        PushMessage.status("b88e8e63d0f5", "Retrying in 5 seconds"),
+        PushMessage.status("b88e8e63d0f5", "Retrying in 1 second"),
+        PushMessage.status("b88e8e63d0f5", "Retrying in 10 seconds"),
+        PushMessage.error("received unexpected HTTP status: 503 Service Unavailable", null));
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com", "retry", map("initial-backoff", "5ms"))).execute(job("team/app:1")));
+    assertEquals("push.failed", e.code());
+    assertTrue(e.getMessage().contains("the engine had retried layer uploads 2 times itself")
+        && e.getMessage().endsWith("received unexpected HTTP status: 503 Service Unavailable"), e.getMessage());
+    assertEquals(1, engine.pushes());
+  }
+
+  @Test
+  void theEnginesOwnRetriesAreBoundedByMaxAttemptsAndTheRegistryNamesTheCause() throws Exception {
+    // The engine would go on: a third countdown for one layer means a fourth attempt.
+    engine.script = attempt -> List.of(
+        PushMessage.status("b88e8e63d0f5", "Retrying in 5 seconds"),
+        PushMessage.status("b88e8e63d0f5", "Retrying in 10 seconds"),
+        PushMessage.status("b88e8e63d0f5", "Retrying in 15 seconds"),
+        PushMessage.status("b88e8e63d0f5", "Retrying in 20 seconds"),
+        PushMessage.error("never reached", null));
+    engine.hang = false;
+    pingFailure = new RegistryApi.RegistryException(PushFailures.Kind.TRANSIENT,
+        "GET http://127.0.0.1:1/v2/ failed: java.net.ConnectException");
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com")).execute(job("team/app:1")));
+    assertEquals("push.failed", e.code());
+    assertTrue(e.getMessage().contains("tried to upload layer b88e8e63d0f5") && e.getMessage().contains(" 3 times")
+        && e.getMessage().endsWith("GET http://127.0.0.1:1/v2/ failed: java.net.ConnectException"), e.getMessage());
+    assertEquals(List.of("registry.example.com"), pings);
+    assertEquals(1, engine.pushes(), "not retried by the stage on top");
+
+    pingFailure = new RegistryApi.RegistryException(PushFailures.Kind.DENIED, "GET http://r/v2/ answered HTTP 401");
+    StageException denied = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com", "retry", map("max-attempts", 1))).execute(job("team/app:1")));
+    assertEquals("push.denied", denied.code());
+    assertTrue(denied.getMessage().contains("registry.example.com/team/app:1 once"), denied.getMessage());
+  }
+
+  @Test
+  void aDigestTheRegistryDoesNotServeFailsThePush() throws Exception {
+    registry = (t, c) -> Optional.of(OTHER_DIGEST);
+    RecordingJobContext job = job("team/app:1");
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com")).execute(job));
+    assertEquals("push.digest-mismatch", e.code());
+    assertTrue(e.getMessage().contains(DIGEST) && e.getMessage().contains(OTHER_DIGEST), e.getMessage());
+    assertEquals(Optional.empty(), job.get(StageKeys.IMAGE_DIGEST), "nothing published");
+  }
+
+  @Test
+  void withoutADigestInTheStreamTheRegistrysIsTaken() throws Exception {
+    engine.script = attempt -> List.of(PushMessage.status("b88e8e63d0f5", "Pushed"));
+    RecordingJobContext job = job("team/app:1");
+    stage(map("registry", "registry.example.com")).execute(job);
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
+  }
+
+  @Test
+  void aRegistryWithoutTheManifestAfterThePushFailsIt() throws Exception {
+    registry = (t, c) -> Optional.empty();
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com")).execute(job("team/app:1")));
+    assertEquals("push.failed", e.code());
+    assertTrue(e.getMessage().contains("no manifest"), e.getMessage());
+  }
+
+  @Test
+  void theDigestCheckRetriesTransientFailuresButNotDenials() throws Exception {
+    AtomicInteger calls = new AtomicInteger();
+    registry = (t, c) -> {
+      if (calls.incrementAndGet() == 1) {
+        throw new RegistryApi.RegistryException(PushFailures.Kind.TRANSIENT, "HEAD answered HTTP 502");
+      }
+      return Optional.of(DIGEST);
+    };
+    stage(map("registry", "registry.example.com", "retry", map("initial-backoff", "5ms"))).execute(job("team/app:1"));
+    assertEquals(2, calls.get());
+
+    calls.set(0);
+    registry = (t, c) -> {
+      calls.incrementAndGet();
+      throw new RegistryApi.RegistryException(PushFailures.Kind.DENIED, "HEAD answered HTTP 401");
+    };
+    StageException e = assertThrows(StageException.class,
+        () -> stage(map("registry", "registry.example.com", "retry", map("initial-backoff", "5ms"))).execute(job("team/app:1")));
+    assertEquals("push.denied", e.code());
+    assertEquals(1, calls.get());
+  }
+
+  @Test
+  void aMissingLocalImageIsReportedAsSuch() throws Exception {
+    RecordingJobContext job = Fixtures.job("team/app:1", "gone/app:1", workspace);
+    StageException e = assertThrows(StageException.class, () -> stage(map("registry", "registry.example.com")).execute(job));
+    assertEquals("push.image-not-found", e.code());
+  }
+
+  @Test
+  void cancellationAbortsARunningPushAtOnce() throws Exception {
+    engine.hang = true;
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = job("team/app:1");
+    CompletableFuture<Throwable> outcome = runAsync(stage, job);
+    Thread.sleep(300);
+    long start = System.nanoTime();
+    job.cancel();
+    Throwable t = outcome.get(5, TimeUnit.SECONDS);
+    long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+    assertTrue(t instanceof InterruptedException, String.valueOf(t));
+    assertTrue(millis < 1000, "stopped " + millis + "ms after the cancel");
+  }
+
+  @Test
+  void cancellationEndsABackoffWait() throws Exception {
+    engine.script = attempt -> FakeEngine.failure("received unexpected HTTP status: 502 Bad Gateway");
+    DockerPushStage stage = stage(map("registry", "registry.example.com",
+        "retry", map("initial-backoff", "30s", "max-backoff", "30s")));
+    RecordingJobContext job = job("team/app:1");
+    CompletableFuture<Throwable> outcome = runAsync(stage, job);
+    Thread.sleep(300);
+    job.cancel();
+    Throwable t = outcome.get(2, TimeUnit.SECONDS);
+    assertTrue(t instanceof InterruptedException, String.valueOf(t));
+    assertEquals(1, engine.pushes());
+  }
+
+  @Test
+  void cleanupRemovesOnlyTheTagsTheJobCreated() throws Exception {
+    engine.image("registry.example.com/team/kept:1", "sha256:other");
+    engine.image("team/kept:1", "sha256:local");
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+
+    RecordingJobContext created = job("team/app:1");
+    stage.execute(created);
+    RecordingJobContext existing = Fixtures.job("team/kept:1", "team/kept:1", workspace);
+    stage.execute(existing);
+
+    stage.cleanup(created);
+    stage.cleanup(existing);
+    assertTrue(engine.calls.contains("rmi registry.example.com/team/app:1"), engine.calls.toString());
+    assertFalse(engine.calls.contains("rmi registry.example.com/team/kept:1"), "a tag that was there before stays");
+    assertFalse(engine.calls.stream().anyMatch(c -> c.equals("rmi team/app:1")), "the build's own tag is not ours");
+
+    stage.cleanup(created);
+    assertEquals(1, engine.calls.stream().filter(c -> c.startsWith("rmi ")).count(), "a second cleanup does nothing");
+  }
+
+  @Test
+  void cleanupNeverThrowsAndCanBeTurnedOff() throws Exception {
+    engine.failRemove = new EngineException(EngineException.Reason.FAILED, "conflict: image is being used", null);
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = job("team/app:1");
+    stage.execute(job);
+    stage.cleanup(job);
+    assertTrue(job.lines().stream().anyMatch(l -> l.contains("could not remove local tag") && l.contains("conflict")),
+        job.lines().toString());
+
+    engine.calls.clear();
+    DockerPushStage keeping = stage(map("registry", "registry.example.com", "remove-local-tags", false));
+    RecordingJobContext kept = job("team/other:1");
+    engine.image("team/app:1", "sha256:local");
+    keeping.execute(kept);
+    keeping.cleanup(kept);
+    assertFalse(engine.calls.stream().anyMatch(c -> c.startsWith("rmi ")), engine.calls.toString());
+
+    // A job that failed before it tagged anything.
+    stage.cleanup(job("team/never:1"));
+  }
+
+  @Test
+  void noSecretInLogsMessagesOrToString() throws Exception {
+    engine.script = attempt -> FakeEngine.failure("unauthorized: authentication required");
+    DockerPushStage stage = stage(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD)));
+    RecordingJobContext job = job("team/app:1");
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+
+    List<String> texts = new ArrayList<>(job.lines());
+    texts.add(e.getMessage());
+    texts.add(stage.toString());
+    texts.add(Fixtures.settings(map("auth", map("username", "ci", "password", PASSWORD))).toString());
+    for (String text : texts) {
+      assertFalse(text.contains(PASSWORD), "password in: " + text);
+      assertFalse(text.contains(Fixtures.TOKEN), "job token in: " + text);
+    }
+    assertTrue(stage.toString().contains("****"), stage.toString());
+  }
+
+  @Test
+  void closingTheStageClosesTheEngine() throws Exception {
+    stage(map()).close();
+    assertEquals(List.of("close"), engine.calls);
+  }
+
+  private static CompletableFuture<Throwable> runAsync(DockerPushStage stage, RecordingJobContext job) {
+    CompletableFuture<Throwable> outcome = new CompletableFuture<>();
+    Thread t = new Thread(() -> {
+      try {
+        stage.execute(job);
+        outcome.complete(null);
+      } catch (Throwable e) {
+        outcome.complete(e);
+      }
+    }, "stage-under-test");
+    t.setDaemon(true);
+    t.start();
+    return outcome;
+  }
+
+}

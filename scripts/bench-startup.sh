@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Start-up time and idle memory of the worker's runtime image.
+#
+#   scripts/bench-startup.sh [RUNS] [IMAGE_DIR]
+#
+# For each run: launches IMAGE_DIR/bin/worker serve (a [git, buildkit] pipeline, loopback, a
+# free port) and measures the time from launch until the standard gRPC health service answers
+# SERVING (polled with curl over HTTP/2, every 5 ms); then, after 5 s idle, the resident memory of
+# the worker process (VmRSS). Prints each run and the medians. Builds nothing: run
+# `mvn -B package -DskipTests` first. JAVA_OPTS is passed through (e.g. to compare without CDS:
+# JAVA_OPTS=-Xshare:off).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+IMAGE=${2:-dist/target/slipway-worker}
+[[ -x "$IMAGE/bin/worker" ]] || { echo "no image at $IMAGE; run mvn -B package -DskipTests" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/slipway-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+cat > "$WORK/worker.conf" <<CONF
+worker { bind-address = 127.0.0.1, port = 0, workspace-root = "$WORK/ws", pipeline = [git, buildkit] }
+CONF
+# An empty HealthCheckRequest in gRPC framing: no compression, length 0.
+printf '\0\0\0\0\0' > "$WORK/health.req"
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+now_ms() { date +%s%3N; }
+
+: > "$WORK/startup"; : > "$WORK/rss"
+for run in $(seq "$RUNS"); do
+  start=$(now_ms)
+  "$IMAGE/bin/worker" serve --config "$WORK/worker.conf" 2>"$WORK/log" &
+  pid=$!
+  port=""
+  ready=""
+  while [[ -z "$ready" ]]; do
+    kill -0 "$pid" 2>/dev/null || { cat "$WORK/log"; echo "worker died" >&2; exit 1; }
+    if [[ -z "$port" ]]; then
+      port=$(grep -oE 'listening on 127.0.0.1:[0-9]+' "$WORK/log" | grep -oE '[0-9]+$' || true)
+    fi
+    if [[ -n "$port" ]] && curl -s --http2-prior-knowledge -X POST \
+        -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @"$WORK/health.req" \
+        "http://127.0.0.1:$port/grpc.health.v1.Health/Check" -o "$WORK/health.out" 2>/dev/null \
+        && [[ "$(od -An -tx1 "$WORK/health.out" | tr -d ' \n')" == *0801 ]]; then
+      ready=$(now_ms)
+    else
+      sleep 0.005
+    fi
+  done
+  sleep 5
+  rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"
+  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "run $run: the worker did not stop within 30 s of SIGTERM" >&2; kill -KILL "$pid"; exit 1
+  fi
+  wait "$pid" || true
+  echo "run $run: SERVING after $((ready - start)) ms, idle RSS $((rss_kb / 1024)) MiB"
+  echo $((ready - start)) >> "$WORK/startup"; echo $((rss_kb / 1024)) >> "$WORK/rss"
+done
+echo "median of $RUNS: launch to SERVING $(median < "$WORK/startup") ms, idle RSS $(median < "$WORK/rss") MiB"
