@@ -86,6 +86,22 @@ class ClientCommandsTest {
   }
 
   @Test
+  void onATerminalTheLogLineUpdatesInPlace() {
+    StringWriter text = new StringWriter();
+    ClientCommands.ProgressPrinter printer =
+        new ClientCommands.ProgressPrinter(new PrintWriter(text), true);
+    printer.stageStarted("j1", "git");
+    printer.log("git", "Receiving objects: 10%");
+    printer.log("git", "Receiving objects: 90%");
+    printer.stageFinished(dev.slipway.proto.v1.StageResult.newBuilder().setStage("git")
+        .setSuccess(true).setDurationMs(12).build());
+    assertEquals("> git  (job j1)\n"
+        + "\r\033[2K  | Receiving objects: 10%"
+        + "\r\033[2K  | Receiving objects: 90%"
+        + "\r\033[2K  ok   git (12 ms)\n", text.toString().replace(System.lineSeparator(), "\n"));
+  }
+
+  @Test
   void unreachableWorkerIsSaidSo() {
     assertEquals(ClientCommands.EXIT_UNREACHABLE, run("ping", "-t", "127.0.0.1:1"));
     assertTrue(err.toString().contains("UNAVAILABLE"), err.toString());
