@@ -72,7 +72,7 @@ public final class DockerEngine {
           Optional.of(host), cli.isBlank() ? DEFAULT_CLI : Path.of(cli), "DOCKER_HOST");
     }
     Path file = stateDir().resolve("env");
-    Map<String, String> values = readEnvFile(file);
+    Map<String, String> values = ServicesEnvFile.read(file);
     String fileHost = values.getOrDefault("DOCKER_HOST", "");
     String fileCli = cli.isBlank() ? values.getOrDefault("SLIPWAY_DOCKER_CLI", "") : cli;
     return new DockerEngine(
@@ -277,50 +277,6 @@ public final class DockerEngine {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while running docker " + String.join(" ", args), e);
     }
-  }
-
-  private static Map<String, String> readEnvFile(Path file) {
-    Map<String, String> values = new LinkedHashMap<>();
-    if (!Files.isReadable(file)) {
-      return values;
-    }
-    try {
-      for (String raw : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-        String line = raw.strip();
-        if (line.isEmpty() || line.startsWith("#")) {
-          continue;
-        }
-        if (line.startsWith("export ")) {
-          line = line.substring("export ".length()).strip();
-        }
-        int eq = line.indexOf('=');
-        if (eq <= 0) {
-          continue;
-        }
-        values.put(line.substring(0, eq), unquote(line.substring(eq + 1)));
-      }
-    } catch (IOException e) {
-      // An unreadable file names no engine; the probe then says so.
-    }
-    return values;
-  }
-
-  /** Undoes the quoting of bash's {@code printf %q} and of plain single or double quotes. */
-  private static String unquote(String value) {
-    if (value.length() >= 2
-        && (value.startsWith("'") && value.endsWith("'") || value.startsWith("\"") && value.endsWith("\""))) {
-      return value.substring(1, value.length() - 1);
-    }
-    StringBuilder out = new StringBuilder(value.length());
-    for (int i = 0; i < value.length(); i++) {
-      char c = value.charAt(i);
-      if (c == '\\' && i + 1 < value.length()) {
-        out.append(value.charAt(++i));
-      } else {
-        out.append(c);
-      }
-    }
-    return out.toString();
   }
 
   /**

@@ -6,7 +6,6 @@ import java.net.HttpURLConnection;
 import java.net.Proxy;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
 import java.util.LinkedHashMap;
@@ -72,7 +71,7 @@ public final class LocalRegistry {
           "SLIPWAY_REGISTRY");
     }
     Path file = DockerEngine.stateDir().resolve("env");
-    Map<String, String> values = readEnvFile(file);
+    Map<String, String> values = ServicesEnvFile.read(file);
     String registry = values.getOrDefault("SLIPWAY_REGISTRY", "").strip();
     return new LocalRegistry(
         registry.isEmpty() ? Optional.empty() : Optional.of(registry),
@@ -218,49 +217,6 @@ public final class LocalRegistry {
    * @param body the body as text (empty for HEAD)
    */
   public record Response(int status, Map<String, String> headers, String body) {}
-
-  private static Map<String, String> readEnvFile(Path file) {
-    Map<String, String> values = new LinkedHashMap<>();
-    if (!Files.isReadable(file)) {
-      return values;
-    }
-    try {
-      for (String raw : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-        String line = raw.strip();
-        if (line.isEmpty() || line.startsWith("#")) {
-          continue;
-        }
-        if (line.startsWith("export ")) {
-          line = line.substring("export ".length()).strip();
-        }
-        int eq = line.indexOf('=');
-        if (eq > 0) {
-          values.put(line.substring(0, eq), unquote(line.substring(eq + 1)));
-        }
-      }
-    } catch (IOException e) {
-      // An unreadable file names no registry; the probe then says so.
-    }
-    return values;
-  }
-
-  /** Undoes bash's {@code printf %q} (backslashes) and plain single or double quotes. */
-  private static String unquote(String value) {
-    if (value.length() >= 2
-        && (value.startsWith("'") && value.endsWith("'") || value.startsWith("\"") && value.endsWith("\""))) {
-      return value.substring(1, value.length() - 1);
-    }
-    StringBuilder out = new StringBuilder(value.length());
-    for (int i = 0; i < value.length(); i++) {
-      char c = value.charAt(i);
-      if (c == '\\' && i + 1 < value.length()) {
-        out.append(value.charAt(++i));
-      } else {
-        out.append(c);
-      }
-    }
-    return out.toString();
-  }
 
   @Override
   public String toString() {
