@@ -174,6 +174,11 @@ docker_start() {
   printf '{}\n' >"$DOCKER_DIR/daemon.json"
   log "starting dockerd on $DOCKER_HOST_URL (log: $DOCKER_LOG)"
   # setsid: the engine must outlive this script and its caller's process group.
+  # The proxy variables point every registry the engine might try on its own (docker.io, for an
+  # image that is not local) at a closed port on loopback: such a pull fails here, at once, and
+  # sends nothing off this machine, not even a DNS query. Loopback registries are reached directly.
+  HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
+    NO_PROXY=127.0.0.0/8,localhost,::1 \
   setsid "$DOCKERD" \
     --config-file "$DOCKER_DIR/daemon.json" \
     --host "$DOCKER_HOST_URL" \
