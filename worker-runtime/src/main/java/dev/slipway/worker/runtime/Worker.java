@@ -12,6 +12,7 @@ import dev.slipway.worker.runtime.grpc.WorkerServer;
 import dev.slipway.worker.runtime.metrics.WorkerMetrics;
 import dev.slipway.worker.runtime.job.JobManager;
 import dev.slipway.worker.runtime.job.Workspaces;
+import dev.slipway.worker.runtime.logging.LogMasking;
 import dev.slipway.worker.runtime.pipeline.Pipeline;
 import dev.slipway.worker.runtime.pipeline.PipelineAssembler;
 import dev.slipway.worker.runtime.pipeline.PipelineStage;
@@ -47,26 +48,55 @@ public final class Worker implements AutoCloseable {
   private final JobManager jobs;
   private final WorkerMetrics metrics;
   private final Function<String, Channel> channels;
+  private final Workspaces workspaces;
+  private Workspaces.Lock workspaceLock;
   private WorkerServer server;
   private Registrar registrar;
   private ManagedChannel ownChannel;
   private boolean stopped;
 
   private Worker(WorkerSettings settings, Config config, PluginRegistry plugins,
-      Pipeline pipeline, Function<String, Channel> channels) {
+      Pipeline pipeline, Function<String, Channel> channels, List<String> secrets) {
     this.settings = settings;
     this.config = config;
     this.plugins = plugins;
     this.pipeline = pipeline;
     this.channels = channels;
-    Workspaces workspaces = new Workspaces(settings.workspaceRoot());
-    workspaces.removeLeftovers();
+    this.workspaces = new Workspaces(settings.workspaceRoot());
     // The gauges read the job manager when scraped, by which time it exists.
     this.metrics = new WorkerMetrics(settings.id(), version(), () -> jobs().status(),
         () -> jobs().runningJobIds().size(), this::registrationState,
         () -> plugins.all().size());
     this.jobs = new JobManager(settings.id(), pipeline, workspaces, settings.maxConcurrentJobs(),
-        settings.jobTimeout(), metrics);
+        settings.jobTimeout(), metrics, secrets);
+  }
+
+  /**
+   * The worker's own secrets: the values of the configuration paths stages declare secret, and
+   * the environment's AWS secret key and session token. They are masked in every log line and
+   * in every job's events.
+   */
+  private static List<String> workerSecrets(Config config, Pipeline pipeline,
+      dev.slipway.worker.runtime.config.Environment environment) {
+    List<String> secrets = new ArrayList<>();
+    for (PipelineStage stage : pipeline.stages()) {
+      for (String path : stage.plugin().factory().secretConfigPaths()) {
+        String full = "worker.stages." + stage.id() + "." + path;
+        try {
+          if (config.hasPath(full)) {
+            secrets.add(config.getString(full));
+          }
+        } catch (com.typesafe.config.ConfigException e) {
+          // Not a string: the stage has already said what is wrong with it.
+        }
+      }
+    }
+    for (String name : List.of("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")) {
+      environment.get(name).ifPresent(secrets::add);
+    }
+    secrets.removeIf(String::isBlank);
+    secrets.forEach(LogMasking::addWorkerSecret);
+    return secrets;
   }
 
   /** Loads and checks everything, with the stages of the boot layer and the plugins folder. */
@@ -114,11 +144,19 @@ public final class Worker implements AutoCloseable {
       all.addAll(problems);
       all.throwIfAny("the worker cannot start");
     }
-    return new Worker(settings, config, plugins, pipeline, channels);
+    return new Worker(settings, config, plugins, pipeline, channels,
+        workerSecrets(config, pipeline, options.environment()));
   }
 
-  /** Starts the server, then registers; returns once the server listens. */
-  public synchronized void start() throws IOException {
+  /**
+   * Starts the server, then registers; returns once the server listens.
+   *
+   * @throws StartupException when another worker uses the same workspace root
+   */
+  public synchronized void start() throws IOException, StartupException {
+    // Only a serving worker owns the workspace root: check-config must not touch running jobs.
+    workspaceLock = workspaces.lock();
+    workspaces.removeLeftovers();
     server = new WorkerServer(settings.bindAddress(), settings.port(), jobs, settings.id());
     server.start();
     LOG.info("worker {} listening on {}:{}, pipeline {}", settings.id(), settings.bindAddress(),
@@ -178,6 +216,9 @@ public final class Worker implements AutoCloseable {
     jobs.close();
     pipeline.close();
     metrics.close();
+    if (workspaceLock != null) {
+      workspaceLock.close();
+    }
     if (ownChannel != null) {
       ownChannel.shutdownNow();
       try {

@@ -119,7 +119,7 @@ class JobServiceTest {
     assertInvalid(stub, TestWorkers.request().putBuildArgs("1BAD", "x"), "build_args");
     assertInvalid(stub, TestWorkers.request().setBranch("main branch"), "branch");
 
-    assertFalse(java.nio.file.Files.exists(dir.resolve("workspaces")),
+    assertEquals(0, TestWorkers.workspaceCount(dir),
         "no workspace may be made for a refused request");
     assertEquals(WorkerStatus.WORKER_STATUS_FREE, TestWorkers.ping(channel).getStatus());
   }
@@ -246,6 +246,29 @@ class JobServiceTest {
     assertEquals(2, worker.jobs().runningJobIds().size());
     a.cancel(true);
     b.cancel(true);
-    TestWorkers.awaitStatus(channel, WorkerStatus.WORKER_STATUS_FREE, Duration.ofSeconds(2));
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+    while (!worker.jobs().runningJobIds().isEmpty() && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertEquals(java.util.List.of(), worker.jobs().runningJobIds(), "both slots are free");
+  }
+
+  @Test
+  void checkingTheConfigurationNextToARunningWorkerLeavesItsJobsAloneAndASecondWorkerIsRefused()
+      throws Exception {
+    start("worker.pipeline = [test-block]");
+    JobServiceGrpc.newFutureStub(channel).runJob(TestWorkers.request().setJobId("kept").build());
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (TestWorkers.workspaceCount(dir) < 1 && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    // What `worker check-config` does with the same configuration.
+    try (Worker second = TestWorkers.prepare(dir, "worker.pipeline = [test-block]")) {
+      assertEquals(1, TestWorkers.workspaceCount(dir), "the running job's workspace is kept");
+      dev.slipway.worker.runtime.config.StartupException e = assertThrows(
+          dev.slipway.worker.runtime.config.StartupException.class, second::start);
+      assertTrue(e.getMessage().contains("in use by another worker"), e.getMessage());
+    }
+    assertEquals(WorkerStatus.WORKER_STATUS_BUSY, TestWorkers.ping(channel).getStatus());
   }
 }

@@ -50,9 +50,26 @@ class JsonLogTest {
     }
     List<Config> jobLines = objects.stream()
         .filter(o -> o.getString("logger").equals("dev.slipway.job")).toList();
-    assertEquals(2, jobLines.size(), "the two stages' lines");
+    assertEquals(3, jobLines.size(), "the stages' lines, one of them from another thread");
     assertTrue(jobLines.stream().allMatch(o -> o.getString("job_id").equals("json-job")));
     assertTrue(objects.stream().anyMatch(o -> o.getString("message").contains("job finished")
         && o.getString("job_id").equals("json-job")));
+    assertTrue(jobLines.stream().anyMatch(o -> o.getString("stage").equals("test-publish")
+        && o.getString("message").equals("published from a helper thread")));
+  }
+
+  @Test
+  void aSecretThatJsonEscapingWouldChangeIsStillMasked() throws Exception {
+    String token = "tok\"en\\with-quote-and-backslash";
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    Logging.configure("json", "INFO", out);
+    worker = TestWorkers.start(dir, "worker.pipeline = [test-secret-log]");
+    channel = TestWorkers.channel(worker);
+    JobServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+        .runJob(TestWorkers.request().setGithubToken(token).build());
+    worker.stop();
+    String text = out.toString(StandardCharsets.UTF_8);
+    assertTrue(text.contains("plain ****"), text);
+    assertTrue(!text.contains("en\\\\with") && !text.contains(token), text);
   }
 }

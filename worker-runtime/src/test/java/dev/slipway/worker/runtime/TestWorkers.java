@@ -89,14 +89,14 @@ final class TestWorkers {
         + "; last: " + ping(channel));
   }
 
-  /** The entries of the workspace root; empty when every job cleaned up after itself. */
+  /** The job workspaces under the root; 0 when every job cleaned up after itself. */
   static long workspaceCount(Path dir) throws IOException {
     Path root = dir.resolve("workspaces");
     if (!Files.isDirectory(root)) {
       return 0;
     }
     try (Stream<Path> s = Files.list(root)) {
-      return s.count();
+      return s.filter(p -> p.getFileName().toString().startsWith("job-")).count();
     }
   }
 

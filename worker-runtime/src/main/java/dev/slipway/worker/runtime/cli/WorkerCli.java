@@ -87,8 +87,11 @@ public final class WorkerCli implements Callable<Integer> {
       CountDownLatch stopped = new CountDownLatch(1);
       // Installed before start, so that SIGTERM during start-up drains too (stop waits for it).
       Signals.onTermination(() -> {
-        worker.stop();
-        stopped.countDown();
+        try {
+          worker.stop();
+        } finally {
+          stopped.countDown();
+        }
       });
       worker.start();
       stopped.await();

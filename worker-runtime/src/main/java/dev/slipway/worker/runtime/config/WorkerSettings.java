@@ -235,21 +235,35 @@ public record WorkerSettings(
     return Collections.unmodifiableMap(labels);
   }
 
+  /** Every key under {@code worker} must be one the runtime knows: a typo is an error. */
   private static void unknownKeys(Config config, Config reference, ConfigProblems problems) {
     if (!config.hasPath("worker") || !reference.hasPath("worker")) {
       return;
     }
-    Set<String> known = reference.getObject("worker").keySet();
     try {
-      for (String key : config.getObject("worker").keySet()) {
-        if (!known.contains(key) && !STAGE_ID_KEYS.contains(key)) {
+      Config worker = config.getConfig("worker");
+      for (String excluded : STAGE_ID_KEYS) {
+        worker = worker.withoutPath(excluded);
+      }
+      // Labels are free-form.
+      worker = worker.withoutPath("labels");
+      for (String key : keysOf(worker)) {
+        if (!reference.hasPath("worker." + key)) {
           problems.add(origin(config, "worker." + key) + "worker." + key
-              + " is not a known setting; known settings are " + new java.util.TreeSet<>(known));
+              + " is not a known setting; known settings are "
+              + new java.util.TreeSet<>(keysOf(reference.getConfig("worker")
+                  .withoutPath("stages").withoutPath("labels"))));
         }
       }
     } catch (ConfigException e) {
       problems.add(e);
     }
+  }
+
+  private static Set<String> keysOf(Config config) {
+    Set<String> keys = new java.util.TreeSet<>();
+    config.entrySet().forEach(e -> keys.add(e.getKey()));
+    return keys;
   }
 
   private static Duration positive(Config config, ConfigProblems problems, String path) {

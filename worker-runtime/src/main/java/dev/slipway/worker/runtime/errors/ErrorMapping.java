@@ -63,6 +63,7 @@ public final class ErrorMapping {
       case BUSY -> Status.RESOURCE_EXHAUSTED;
       case DRAINING -> Status.UNAVAILABLE;
       case DUPLICATE_JOB_ID -> Status.ALREADY_EXISTS;
+      case INTERNAL -> Status.INTERNAL;
     };
     return status.withDescription(e.getMessage());
   }

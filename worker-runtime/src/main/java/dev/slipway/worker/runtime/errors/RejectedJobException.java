@@ -13,7 +13,9 @@ public final class RejectedJobException extends Exception {
     /** The worker is shutting down. */
     DRAINING,
     /** A job with the same id is running. */
-    DUPLICATE_JOB_ID
+    DUPLICATE_JOB_ID,
+    /** A stage failed while checking the request: a bug, not the caller's fault. */
+    INTERNAL
   }
 
   private final Reason reason;

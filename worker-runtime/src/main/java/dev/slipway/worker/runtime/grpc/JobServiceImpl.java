@@ -16,6 +16,7 @@ import dev.slipway.worker.runtime.errors.ErrorMapping;
 import dev.slipway.worker.runtime.job.JobHandle;
 import dev.slipway.worker.runtime.job.JobListener;
 import dev.slipway.worker.runtime.job.JobManager;
+import dev.slipway.worker.runtime.job.JobOutcome;
 import dev.slipway.worker.runtime.job.JobResult;
 import dev.slipway.worker.runtime.errors.RejectedJobException;
 import dev.slipway.worker.runtime.job.StageOutcome;
@@ -23,7 +24,6 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -104,7 +104,7 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
       return;
     }
     Optional<JobHandle> handle = jobs.find(id);
-    if (handle.isEmpty() || !jobs.cancel(id)) {
+    if (handle.isEmpty()) {
       observer.onNext(CancelJobResponse.newBuilder().setCancelled(false)
           .setMessage("no job '" + id + "' is running on worker " + workerId + "; running: "
               + jobs.runningJobIds())
@@ -112,19 +112,25 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
       observer.onCompleted();
       return;
     }
-    String message = ErrorMapping.CANCELLED_MESSAGE;
-    try {
-      // Answer once the job has stopped, so the caller knows the worker is free again.
-      handle.get().result().get(CANCEL_WAIT_SECONDS, TimeUnit.SECONDS);
-    } catch (TimeoutException e) {
-      message = "cancellation requested; job " + id + " is still stopping";
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (java.util.concurrent.ExecutionException e) {
-      LOG.warn("job {} ended with an error after cancellation: {}", id, e.getCause().toString());
-    }
-    observer.onNext(CancelJobResponse.newBuilder().setCancelled(true).setMessage(message).build());
-    observer.onCompleted();
+    boolean ours = jobs.cancel(id);
+    // Answer once the job has stopped, so the caller knows the worker is free again; without
+    // holding a server thread meanwhile (Ping and health must stay responsive).
+    handle.get().result().orTimeout(CANCEL_WAIT_SECONDS, TimeUnit.SECONDS)
+        .whenComplete((result, error) -> {
+          CancelJobResponse.Builder response = CancelJobResponse.newBuilder();
+          if (error != null) {
+            response.setCancelled(false).setMessage("cancellation requested; job " + id
+                + " has not stopped within " + CANCEL_WAIT_SECONDS + " s");
+          } else if (result.outcome() == JobOutcome.CANCELLED && ours) {
+            response.setCancelled(true).setMessage(ErrorMapping.CANCELLED_MESSAGE);
+          } else {
+            response.setCancelled(false).setMessage("job " + id + " ended "
+                + result.outcome().name().toLowerCase(java.util.Locale.ROOT)
+                + " before it could be cancelled: " + result.message());
+          }
+          observer.onNext(response.build());
+          observer.onCompleted();
+        });
   }
 
   @Override
@@ -141,9 +147,14 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     observer.onCompleted();
   }
 
-  /** Turns a job's events into JobEvents on the stream. Called on the job's thread only. */
+  /**
+   * Turns a job's events into JobEvents on the stream. Log lines are dropped, and counted, while
+   * the client does not keep up, so a slow reader cannot make the worker buffer a whole build's
+   * output; stage events and the result are always sent.
+   */
   private static final class StreamingListener implements JobListener {
     private final ServerCallStreamObserver<JobEvent> call;
+    private long dropped;
 
     StreamingListener(ServerCallStreamObserver<JobEvent> call) {
       this.call = call;
@@ -155,8 +166,21 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     }
 
     @Override
-    public void log(String jobId, String stage, String line) {
+    public synchronized void log(String jobId, String stage, String line) {
+      if (!call.isReady()) {
+        dropped++;
+        return;
+      }
+      reportDropped(jobId, stage);
       send(event(jobId).setLog(LogLine.newBuilder().setStage(stage).setLine(line)));
+    }
+
+    private void reportDropped(String jobId, String stage) {
+      if (dropped > 0) {
+        send(event(jobId).setLog(LogLine.newBuilder().setStage(stage).setLine("(" + dropped
+            + " log lines dropped: the client did not read them fast enough)")));
+        dropped = 0;
+      }
     }
 
     @Override

@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
@@ -30,17 +31,23 @@ final class ExecutionContext implements JobContext {
   private final Path workspace;
   private final SecretMasker masker;
   private final JobListener listener;
+  private final Executor cancelActions;
   private final Map<StageKey<?>, Object> values = new ConcurrentHashMap<>();
-  private final List<Runnable> cancelActions = new ArrayList<>();
+  private final List<Runnable> pendingActions = new ArrayList<>();
   private volatile String stage = "";
   private boolean cancelled;
 
+  /**
+   * @param cancelActions runs the stages' cancel actions, so that they never hold up the thread
+   *     that cancels (a gRPC server thread, the timeout timer)
+   */
   ExecutionContext(JobRequestView request, Path workspace, SecretMasker masker,
-      JobListener listener) {
+      JobListener listener, Executor cancelActions) {
     this.request = request;
     this.workspace = workspace;
     this.masker = masker;
     this.listener = listener;
+    this.cancelActions = cancelActions;
   }
 
   void enterStage(String id) {
@@ -50,8 +57,8 @@ final class ExecutionContext implements JobContext {
 
   /** Drops the cancel actions of the stage that just returned. */
   void leaveStage() {
-    synchronized (cancelActions) {
-      cancelActions.clear();
+    synchronized (pendingActions) {
+      pendingActions.clear();
     }
     MDC.remove(Logging.STAGE);
   }
@@ -59,16 +66,16 @@ final class ExecutionContext implements JobContext {
   /** Marks the job cancelled and runs the cancel actions registered so far. */
   void cancel() {
     List<Runnable> actions;
-    synchronized (cancelActions) {
+    synchronized (pendingActions) {
       if (cancelled) {
         return;
       }
       cancelled = true;
-      actions = new ArrayList<>(cancelActions);
-      cancelActions.clear();
+      actions = new ArrayList<>(pendingActions);
+      pendingActions.clear();
     }
     for (Runnable action : actions) {
-      runQuietly(action);
+      runLater(action);
     }
   }
 
@@ -128,7 +135,20 @@ final class ExecutionContext implements JobContext {
 
   private void emit(String raw) {
     String line = masker.mask(raw);
-    JOB_LOG.info("{}", line);
+    // Stages also log from threads of their own (a process's output pump, an SDK callback):
+    // every line still carries the job and the stage.
+    Map<String, String> previous = MDC.getCopyOfContextMap();
+    MDC.put(Logging.JOB_ID, request.jobId());
+    MDC.put(Logging.STAGE, stage);
+    try {
+      JOB_LOG.info("{}", line);
+    } finally {
+      if (previous == null) {
+        MDC.clear();
+      } else {
+        MDC.setContextMap(previous);
+      }
+    }
     try {
       listener.log(request.jobId(), stage, line);
     } catch (RuntimeException e) {
@@ -143,20 +163,32 @@ final class ExecutionContext implements JobContext {
 
   @Override
   public boolean isCancelled() {
-    synchronized (cancelActions) {
+    synchronized (pendingActions) {
       return cancelled;
     }
   }
 
   @Override
   public void onCancel(Runnable action) {
-    synchronized (cancelActions) {
+    synchronized (pendingActions) {
       if (!cancelled) {
-        cancelActions.add(action);
+        pendingActions.add(action);
         return;
       }
     }
-    runQuietly(action);
+    runLater(action);
+  }
+
+  private void runLater(Runnable action) {
+    String jobId = request.jobId();
+    cancelActions.execute(() -> {
+      MDC.put(Logging.JOB_ID, jobId);
+      try {
+        runQuietly(action);
+      } finally {
+        MDC.remove(Logging.JOB_ID);
+      }
+    });
   }
 
   <T> Optional<T> value(StageKey<T> key) {

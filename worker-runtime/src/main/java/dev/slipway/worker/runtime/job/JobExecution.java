@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -39,6 +40,7 @@ final class JobExecution implements Runnable {
   private final ScheduledExecutorService timer;
   private final JobListener listener;
   private final Consumer<JobExecution> release;
+  private final Executor cancelActions;
   private final SecretMasker masker = new SecretMasker();
   final CompletableFuture<JobResult> result = new CompletableFuture<>();
 
@@ -54,7 +56,7 @@ final class JobExecution implements Runnable {
 
   JobExecution(JobRequestView request, List<PipelineStage> stages, Workspaces workspaces,
       Duration jobTimeout, ScheduledExecutorService timer, JobListener listener,
-      Consumer<JobExecution> release) {
+      Consumer<JobExecution> release, Executor cancelActions, List<String> workerSecrets) {
     this.request = request;
     this.stages = stages;
     this.workspaces = workspaces;
@@ -62,7 +64,9 @@ final class JobExecution implements Runnable {
     this.timer = timer;
     this.listener = listener;
     this.release = release;
+    this.cancelActions = cancelActions;
     request.token().map(Secret::reveal).ifPresent(masker::add);
+    workerSecrets.forEach(masker::add);
   }
 
   String jobId() {
@@ -74,7 +78,8 @@ final class JobExecution implements Runnable {
   }
 
   /**
-   * Stops the job: interrupts the running stage and runs its cancel actions. The first stop wins.
+   * Stops the job: interrupts the running stage and has its cancel actions run (on the cancel
+   * executor, so the caller never waits for them). The first stop wins.
    *
    * @return false when the job had already been stopped
    */
@@ -128,7 +133,8 @@ final class JobExecution implements Runnable {
       LOG.info("job started: {} ({}) -> {}", request.repoUrl(),
           request.branch().isEmpty() ? "default branch" : request.branch(), request.imageName());
       workspace = workspaces.create(request.jobId());
-      ExecutionContext ctx = new ExecutionContext(request, workspace, masker, listener);
+      ExecutionContext ctx =
+          new ExecutionContext(request, workspace, masker, listener, cancelActions);
       boolean alreadyStopped;
       synchronized (lock) {
         context = ctx;

@@ -48,14 +48,19 @@ public final class JobManager implements AutoCloseable {
   private final JobListener observer;
   private final ExecutorService jobThreads;
   private final ScheduledExecutorService timer;
+  private final ExecutorService cancelActions;
+  private final List<String> workerSecrets;
   private final Map<String, JobExecution> running = new LinkedHashMap<>();
   private boolean draining;
 
   /**
    * @param observer sees every job's events, for logs and metrics
+   * @param workerSecrets secrets of the worker's configuration and environment, masked in every
+   *     job's events as in the worker's log
    */
   public JobManager(String workerId, Pipeline pipeline, Workspaces workspaces,
-      int maxConcurrentJobs, Duration jobTimeout, JobListener observer) {
+      int maxConcurrentJobs, Duration jobTimeout, JobListener observer,
+      List<String> workerSecrets) {
     this.workerId = workerId;
     this.pipeline = pipeline;
     this.workspaces = workspaces;
@@ -64,6 +69,8 @@ public final class JobManager implements AutoCloseable {
     this.observer = observer;
     this.jobThreads = Executors.newCachedThreadPool(named("job", false));
     this.timer = Executors.newSingleThreadScheduledExecutor(named("job-timer", true));
+    this.cancelActions = Executors.newCachedThreadPool(named("job-cancel", true));
+    this.workerSecrets = List.copyOf(workerSecrets);
   }
 
   /**
@@ -93,7 +100,7 @@ public final class JobManager implements AutoCloseable {
             + maxConcurrentJobs + "); retry later or send the job to another worker");
       }
       execution = new JobExecution(withId, pipeline.stages(), workspaces, jobTimeout, timer,
-          new Both(observer, listener), this::release);
+          new Both(observer, listener), this::release, cancelActions, workerSecrets);
       running.put(withId.jobId(), execution);
     }
     try {
@@ -110,16 +117,23 @@ public final class JobManager implements AutoCloseable {
       try {
         stage.stage().validate(request);
       } catch (StageException e) {
-        SecretMasker masker = new SecretMasker();
-        request.token().map(Secret::reveal).ifPresent(masker::add);
         throw new RejectedJobException(Reason.INVALID_REQUEST,
-            masker.mask(e.getMessage()) + " (" + e.code() + ")");
+            masker(request).mask(e.getMessage()) + " (" + e.code() + ")");
       } catch (RuntimeException e) {
-        LOG.error("stage '{}' failed while checking a request", stage.id(), e);
-        throw new RejectedJobException(Reason.INVALID_REQUEST, "stage '" + stage.id()
-            + "' could not check the request: " + e.getClass().getName());
+        // A bug in the stage, not in the request; the trace could hold the token.
+        LOG.error("stage '{}' failed while checking a request: {}", stage.id(),
+            masker(request).mask(e.toString()));
+        throw new RejectedJobException(Reason.INTERNAL, "stage '" + stage.id()
+            + "' failed while checking the request; see the worker's log");
       }
     }
+  }
+
+  private SecretMasker masker(JobRequestView request) {
+    SecretMasker masker = new SecretMasker();
+    request.token().map(Secret::reveal).ifPresent(masker::add);
+    workerSecrets.forEach(masker::add);
+    return masker;
   }
 
   private static JobRequestView withJobId(JobRequestView r) {
@@ -134,9 +148,10 @@ public final class JobManager implements AutoCloseable {
 
   /**
    * Cancels a running job; its result reports outcome CANCELLED with message
-   * {@value ErrorMapping#CANCELLED_MESSAGE}.
+   * {@value ErrorMapping#CANCELLED_MESSAGE}. Returns at once; the job stops on its own thread.
    *
-   * @return false when no job with that id is running
+   * @return false when no job with that id is running, or it was already being stopped (it timed
+   *     out, or another cancel came first)
    */
   public boolean cancel(String jobId) {
     JobExecution execution;
@@ -147,8 +162,8 @@ public final class JobManager implements AutoCloseable {
       return false;
     }
     LOG.info("cancelling job {}", jobId);
-    execution.stop(JobOutcome.CANCELLED, ErrorMapping.CANCELLED, ErrorMapping.CANCELLED_MESSAGE);
-    return true;
+    return execution.stop(JobOutcome.CANCELLED, ErrorMapping.CANCELLED,
+        ErrorMapping.CANCELLED_MESSAGE);
   }
 
   /** The running job with that id, if any. */
@@ -207,6 +222,7 @@ public final class JobManager implements AutoCloseable {
     }
     jobThreads.shutdownNow();
     timer.shutdownNow();
+    cancelActions.shutdownNow();
   }
 
   private static ThreadFactory named(String prefix, boolean daemon) {

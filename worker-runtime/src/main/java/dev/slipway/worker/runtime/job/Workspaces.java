@@ -1,6 +1,12 @@
 package dev.slipway.worker.runtime.job;
 
+import dev.slipway.worker.runtime.config.StartupException;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -26,6 +32,52 @@ public final class Workspaces {
 
   public Path root() {
     return root;
+  }
+
+  /** The workspace root held by one worker; released when closed. */
+  public static final class Lock implements AutoCloseable {
+    private final FileChannel channel;
+    private final FileLock lock;
+
+    private Lock(FileChannel channel, FileLock lock) {
+      this.channel = channel;
+      this.lock = lock;
+    }
+
+    @Override
+    public void close() {
+      try {
+        lock.release();
+        channel.close();
+      } catch (IOException e) {
+        LOG.warn("cannot release the workspace root's lock: {}", e.toString());
+      }
+    }
+  }
+
+  /**
+   * Takes the workspace root for this worker, so that a second worker on the same root (which
+   * would remove the first one's workspaces as leftovers) refuses to start.
+   *
+   * @throws StartupException when another process holds it
+   */
+  public Lock lock() throws IOException, StartupException {
+    Files.createDirectories(root);
+    Path file = root.resolve(".slipway.lock");
+    FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE,
+        StandardOpenOption.WRITE);
+    FileLock lock;
+    try {
+      lock = channel.tryLock();
+    } catch (OverlappingFileLockException e) {
+      lock = null;
+    }
+    if (lock == null) {
+      channel.close();
+      throw new StartupException("the worker cannot start", List.of("worker.workspace-root "
+          + root + " is in use by another worker on this host; give each worker its own"));
+    }
+    return new Lock(channel, lock);
   }
 
   /** A new, empty directory that only the worker's user can read. */

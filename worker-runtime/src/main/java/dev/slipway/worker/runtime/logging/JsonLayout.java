@@ -31,7 +31,9 @@ final class JsonLayout extends LayoutBase<ILoggingEvent> {
 
   private static StringBuilder field(StringBuilder json, String name, String value) {
     quote(json, name).append(':');
-    return quote(json, value == null ? "" : value);
+    // Masked before escaping: escaping a quote or backslash inside a secret would hide it from
+    // the masking of the finished line.
+    return quote(json, value == null ? "" : LogMasking.mask(value));
   }
 
   private static StringBuilder quote(StringBuilder json, String s) {

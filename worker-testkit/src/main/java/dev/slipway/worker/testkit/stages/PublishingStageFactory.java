@@ -40,6 +40,10 @@ public final class PublishingStageFactory implements StageFactory {
           StageKeys.REGISTRY_CREDENTIALS,
           new RegistryCredentials("registry.test:5000", "AWS", Secret.of(password)));
       context.log().line("published " + sha);
+      // As a process's output pump or an SDK callback would: a line from a thread of its own.
+      Thread helper = new Thread(() -> context.log().line("published from a helper thread"));
+      helper.start();
+      helper.join();
     };
   }
 }
