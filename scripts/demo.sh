@@ -41,6 +41,7 @@ scripts/test-services.sh up
 source "$SLIPWAY_STATE_DIR/env"
 
 say "3. A sample repository, served over smart HTTP with a token"
+command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
 git init -q --bare -b main "$WORK/repos/hello.git"
 git init -q -b main "$WORK/src"
 cat > "$WORK/src/Dockerfile" <<'DOCKERFILE'
@@ -58,9 +59,14 @@ git -C "$WORK/src" -c user.name=demo -c user.email=demo@example.test commit -q -
 git -C "$WORK/src" push -q "$WORK/repos/hello.git" main
 GIT_DEMO_TOKEN="demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export GIT_DEMO_TOKEN
-python3 scripts/git-http-server.py "$WORK/repos" "$WORK/git.port" </dev/null >/dev/null 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [[ -s "$WORK/git.port" ]] && break; sleep 0.1; done
+python3 scripts/git-http-server.py "$WORK/repos" "$WORK/git.port" </dev/null >"$WORK/git.log" 2>&1 &
+git_pid=$!
+pids+=("$git_pid")
+for _ in $(seq 100); do
+  [[ -s "$WORK/git.port" ]] && break
+  kill -0 "$git_pid" 2>/dev/null || { cat "$WORK/git.log" >&2; echo "the git server did not start" >&2; exit 1; }
+  sleep 0.1
+done
 GIT_PORT=$(cat "$WORK/git.port")
 echo "git server: http://127.0.0.1:$GIT_PORT/hello.git (user x-access-token, token in \$GIT_DEMO_TOKEN)"
 
@@ -85,9 +91,11 @@ worker {
 CONF
 # exec, so that $! is the worker itself and the cleanup's SIGTERM reaches it (it drains, exits 0).
 (cd "$WORK" && exec "$IMAGE_DIR/bin/worker" serve --config "$WORK/worker.conf" 2>"$WORK/worker.log") &
-pids+=($!)
+worker_pid=$!
+pids+=("$worker_pid")
 WORKER_PORT=""
 for _ in $(seq 300); do
+  kill -0 "$worker_pid" 2>/dev/null || break
   WORKER_PORT=$(grep -oE 'listening on 127.0.0.1:[0-9]+' "$WORK/worker.log" 2>/dev/null | grep -oE '[0-9]+$' || true)
   [[ -n "$WORKER_PORT" ]] && break
   sleep 0.1

@@ -12,6 +12,13 @@ cd "$(dirname "$0")/.."
 
 export SLIPWAY_STATE_DIR="${SLIPWAY_STATE_DIR:-/tmp/slipway-services}"
 started_services=false
+cleanup() {
+  if [[ "$started_services" == true ]]; then
+    scripts/test-services.sh down || true
+  fi
+}
+# Before `up`: a start that fails half-way must not leave an engine running.
+trap cleanup EXIT
 if [[ "$(id -u)" == 0 ]]; then
   if ! scripts/test-services.sh status >/dev/null 2>&1; then
     started_services=true
@@ -23,13 +30,6 @@ else
   echo "test.sh: not root, so the Docker engine cannot be installed or started;" \
        "tests that need it are skipped" >&2
 fi
-
-cleanup() {
-  if [[ "$started_services" == true ]]; then
-    scripts/test-services.sh down || true
-  fi
-}
-trap cleanup EXIT
 
 if [[ "${CI:-}" == "true" ]]; then
   export SLIPWAY_REQUIRE_DOCKER=1

@@ -54,12 +54,17 @@ printf 'SLIPWAY_VERSION="%s"\n' "$version" >> "$image/release"
 # run starts it once and stops it with SIGTERM, and the JVM writes the archive as it exits.
 # bin/worker uses it when present; a JVM whose module path no longer matches ignores it.
 train=$(mktemp -d)
-printf 'worker { bind-address = 127.0.0.1, port = 0, workspace-root = "%s/ws", pipeline = [git, buildkit] }\n' \
+# [git] alone: the training run must start on a machine without Docker too.
+printf 'worker { bind-address = 127.0.0.1, port = 0, workspace-root = "%s/ws", pipeline = [git] }\n' \
   "$train" > "$train/worker.conf"
 JAVA_OPTS="-XX:ArchiveClassesAtExit=$image/lib/slipway.jsa -Xlog:cds*=off -Xlog:cds+dynamic*=off" \
   SLIPWAY_NO_APPCDS=1 "$image/bin/worker" serve --config "$train/worker.conf" >/dev/null 2>"$train/log" &
 pid=$!
-for _ in $(seq 300); do grep -q 'listening on' "$train/log" && break; sleep 0.1; done
+for _ in $(seq 300); do
+  grep -q 'listening on' "$train/log" && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
 if kill -TERM "$pid" 2>/dev/null; then
   wait "$pid" || true
 else

@@ -128,9 +128,11 @@ class DeploymentManifestsTest {
     assertTrue(dockerfile.contains("EXPOSE " + config.getInt("worker.port") + " "
         + config.getInt("worker.metrics.port")), dockerfile);
     assertTrue(dockerfile.contains("/opt/slipway-worker/bin/worker"));
-    assertTrue(dockerfile.contains("/etc/slipway/worker.conf"));
-    List<Map<String, Object>> mounts = at(doc("Deployment", "slipway-worker"), "spec",
-        "template", "spec", "containers", 0, "volumeMounts");
+    Map<String, Object> container = at(doc("Deployment", "slipway-worker"), "spec",
+        "template", "spec", "containers", 0);
+    List<String> args = at(container, "args");
+    assertEquals(List.of("serve", "--config", "/etc/slipway/worker.conf"), args);
+    List<Map<String, Object>> mounts = at(container, "volumeMounts");
     assertTrue(mounts.stream().anyMatch(m -> "/etc/slipway".equals(m.get("mountPath"))));
     assertFalse(dockerfile.contains("latest"), "pin base images");
   }
