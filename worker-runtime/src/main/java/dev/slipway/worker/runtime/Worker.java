@@ -127,7 +127,6 @@ public final class Worker implements AutoCloseable {
       settings = WorkerSettings.from(config, reference, options.workingDirectory());
     } catch (StartupException e) {
       problems.addAll(e.problems());
-      // Assemble the pipeline anyway with the pipeline as written, to report its problems too.
       settings = null;
     }
     Pipeline pipeline = null;
@@ -137,6 +136,19 @@ public final class Worker implements AutoCloseable {
             settings.id(), settings.region(), options.home(), options.environment()));
       } catch (StartupException e) {
         problems.addAll(e.problems());
+      }
+    } else {
+      // The worker block has problems; check the stages too, so that every problem is reported
+      // at once, not one round of fixes at a time.
+      try {
+        List<String> ids = config.getStringList("worker.pipeline");
+        PipelineAssembler.assemble(config, ids, java.time.Duration.ofHours(1), plugins,
+            new RuntimeEnvironment("unknown", Optional.empty(), options.home(),
+                options.environment())).close();
+      } catch (StartupException e) {
+        problems.addAll(e.problems());
+      } catch (com.typesafe.config.ConfigException e) {
+        // worker.pipeline itself is wrong, and already reported.
       }
     }
     if (!problems.isEmpty()) {

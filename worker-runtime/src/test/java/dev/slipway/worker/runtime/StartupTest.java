@@ -55,6 +55,27 @@ class StartupTest {
   }
 
   @Test
+  void workerProblemsAndStageProblemsComeTogether() {
+    StartupException e = assertThrows(StartupException.class, () -> TestWorkers.prepare(dir,
+        "worker.pipeline = [test-fail, nope]\nworker.port = -1\n"
+            + "worker.stages.test-fail.code = nodot"));
+    String all = String.join("\n", e.problems());
+    assertTrue(all.contains("worker.port"), all);
+    assertTrue(all.contains("'nope'"), all);
+    assertTrue(all.contains("worker.stages.test-fail: code: 'nodot'"), all);
+  }
+
+  @Test
+  void nestedTyposAreErrors() {
+    StartupException e = assertThrows(StartupException.class, () -> TestWorkers.prepare(dir,
+        "worker.pipeline = [test-publish]\nworker.metrics.enable = true\n"
+            + "worker.orchestrator.adress = \"x:1\""));
+    String all = String.join("\n", e.problems());
+    assertTrue(all.contains("worker.metrics.enable is not a known setting"), all);
+    assertTrue(all.contains("worker.orchestrator.adress is not a known setting"), all);
+  }
+
+  @Test
   void stageConfigurationProblemsAndPipelineProblemsComeTogether() {
     StartupException e = assertThrows(StartupException.class, () -> TestWorkers.prepare(dir,
         "worker.pipeline = [test-consume, test-fail]\n"

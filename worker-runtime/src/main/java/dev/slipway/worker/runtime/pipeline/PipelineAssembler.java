@@ -30,11 +30,21 @@ public final class PipelineAssembler {
   public static Pipeline assemble(
       Config config, WorkerSettings settings, PluginRegistry registry, WorkerEnvironment env)
       throws StartupException {
+    return assemble(config, settings.pipeline(), settings.jobTimeout(), registry, env);
+  }
+
+  /**
+   * Assembles the pipeline of the given stage ids.
+   *
+   * @param defaultTimeout the timeout of a stage whose block sets none
+   */
+  public static Pipeline assemble(Config config, List<String> ids, Duration defaultTimeout,
+      PluginRegistry registry, WorkerEnvironment env) throws StartupException {
     ConfigProblems problems = new ConfigProblems();
     List<PipelineStage> stages = new ArrayList<>();
     Set<StageKey<?>> produced = new HashSet<>();
 
-    for (String id : settings.pipeline()) {
+    for (String id : ids) {
       Optional<DiscoveredStage> found = registry.find(id);
       if (found.isEmpty()) {
         problems.add("worker.pipeline names stage '" + id + "', which no plugin provides;"
@@ -52,7 +62,7 @@ public final class PipelineAssembler {
         problems.add(e);
         continue;
       }
-      Duration timeout = settings.jobTimeout();
+      Duration timeout = defaultTimeout;
       try {
         if (block.hasPath("timeout")) {
           timeout = block.getDuration("timeout");
@@ -67,7 +77,7 @@ public final class PipelineAssembler {
       for (StageKey<?> key : plugin.factory().requires()) {
         if (!produced.contains(key)) {
           problems.add("stage '" + id + "' needs '" + key.name() + "', which no stage before it"
-              + " in worker.pipeline " + settings.pipeline() + " produces; stages that produce it: "
+              + " in worker.pipeline " + ids + " produces; stages that produce it: "
               + producersOf(key, registry));
         }
       }
