@@ -5,6 +5,7 @@
 
 The user is x-access-token and the password is the value of the environment variable
 GIT_DEMO_TOKEN, as GitHub expects. The chosen port is written to PORT_FILE. Loopback only.
+GIT_DEMO_DELAY (seconds, default 0) holds back every pack, so that a clone lasts that long.
 """
 import base64
 import hmac
@@ -12,10 +13,12 @@ import http.server
 import os
 import subprocess
 import sys
+import time
 
 ROOT, PORT_FILE = sys.argv[1], sys.argv[2]
 TOKEN = os.environ["GIT_DEMO_TOKEN"]
 BACKEND = "/usr/lib/git-core/git-http-backend"
+DELAY = float(os.environ.get("GIT_DEMO_DELAY", "0"))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,6 +58,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
         if self.headers.get("Content-Encoding") == "gzip":
             env["HTTP_CONTENT_ENCODING"] = "gzip"
+        if self.command == "POST" and DELAY > 0:
+            time.sleep(DELAY)
         out = subprocess.run([BACKEND], input=body, env=env, capture_output=True).stdout
         head, _, payload = out.partition(b"\r\n\r\n")
         status = 200
