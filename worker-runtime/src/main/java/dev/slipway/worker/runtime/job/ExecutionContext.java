@@ -128,7 +128,7 @@ final class ExecutionContext implements JobContext {
 
       @Override
       public OutputStream lineStream() {
-        return new LineSplitter(ExecutionContext.this::emit);
+        return new LineSplitter(masker::mask, ExecutionContext.this::emit);
       }
     };
   }

@@ -4,21 +4,31 @@ import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 
 /**
  * An output stream that cuts bytes into lines at {@code \n} or {@code \r} and hands each complete
- * line on. Masking whole lines, not write chunks, is what keeps a secret split across two writes
- * from slipping through.
+ * line on, masked. Masking whole lines, not write chunks, is what keeps a secret split across two
+ * writes from slipping through.
  */
 final class LineSplitter extends OutputStream {
-  /** A line longer than this is handed on in pieces, so a runaway process cannot exhaust memory. */
-  private static final int MAX_LINE = 64 * 1024;
+  /** Bytes kept of one line; the rest of a longer line is dropped, so output cannot exhaust memory. */
+  static final int MAX_LINE = 64 * 1024;
+  /**
+   * Characters dropped from the end of a line that was cut, after masking: a secret that
+   * straddled the cut left only a fragment there, which masking cannot recognise. Secrets are far
+   * shorter than this.
+   */
+  static final int CUT_MARGIN = 8 * 1024;
 
+  private final UnaryOperator<String> mask;
   private final Consumer<String> sink;
   private final ByteArrayOutputStream buffer = new ByteArrayOutputStream(256);
+  private long dropped;
   private boolean lastWasCr;
 
-  LineSplitter(Consumer<String> sink) {
+  LineSplitter(UnaryOperator<String> mask, Consumer<String> sink) {
+    this.mask = mask;
     this.sink = sink;
   }
 
@@ -33,9 +43,10 @@ final class LineSplitter extends OutputStream {
       return;
     }
     lastWasCr = false;
-    buffer.write(b);
-    if (buffer.size() >= MAX_LINE) {
-      emit();
+    if (buffer.size() < MAX_LINE) {
+      buffer.write(b);
+    } else {
+      dropped++;
     }
   }
 
@@ -54,8 +65,13 @@ final class LineSplitter extends OutputStream {
   }
 
   private void emit() {
-    String line = buffer.toString(StandardCharsets.UTF_8);
+    String line = mask.apply(buffer.toString(StandardCharsets.UTF_8));
+    if (dropped > 0) {
+      line = line.substring(0, Math.max(0, line.length() - CUT_MARGIN))
+          + " [line cut: " + (dropped + CUT_MARGIN) + "+ more bytes]";
+    }
     buffer.reset();
+    dropped = 0;
     sink.accept(line);
   }
 }
