@@ -123,6 +123,14 @@ pid_running() {
   [[ $state != Z && $state != X ]]
 }
 
+# True when pid $1 runs the program $2 (/proc/PID/comm). A pid file left by a killed process may
+# name a pid the kernel has since given to another program: that one must be neither trusted nor
+# stopped.
+pid_is() {
+  local pid="$1" name="$2"
+  pid_running "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]]
+}
+
 pid_from_file() {
   if [[ -r $1 ]]; then
     tr -dc '0-9' <"$1"
@@ -170,6 +178,17 @@ docker_start() {
   # A socket path longer than 107 bytes cannot be bound.
   ((${#DOCKER_SOCKET} < 108)) || die "socket path $DOCKER_SOCKET is too long; choose a shorter SLIPWAY_STATE_DIR"
   rm -f "$DOCKER_PIDFILE" "$DOCKER_SOCKET"
+  # An engine that was killed (as at the end of a session) leaves its containerd's pid file and
+  # sockets behind; a new dockerd then waits for a containerd that is gone, or whose pid now
+  # belongs to another program, and gives up ("timeout waiting for containerd to start"). The
+  # exec root holds only such run-time state: stop what is really ours and start afresh.
+  local cpid
+  cpid=$(pid_from_file "$DOCKER_DIR/exec/containerd/containerd.pid")
+  if pid_is "$cpid" containerd; then
+    kill -TERM "$cpid" 2>/dev/null || true
+    wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
+  fi
+  rm -rf "$DOCKER_DIR/exec"
   # Our own daemon.json, so that a system /etc/docker/daemon.json can change nothing here.
   printf '{}\n' >"$DOCKER_DIR/daemon.json"
   log "starting dockerd on $DOCKER_HOST_URL (log: $DOCKER_LOG)"
@@ -225,7 +244,7 @@ docker_import_base_image() {
 docker_up() {
   local pid
   pid=$(pid_from_file "$DOCKER_PIDFILE")
-  if pid_running "$pid"; then
+  if pid_is "$pid" dockerd; then
     if ! docker_answers; then
       log "dockerd (pid $pid) runs but does not answer yet; waiting"
       docker_wait_ready "$pid"
@@ -240,7 +259,7 @@ docker_up() {
 docker_down() {
   local pid
   pid=$(pid_from_file "$DOCKER_PIDFILE")
-  if ! pid_running "$pid"; then
+  if ! pid_is "$pid" dockerd; then
     log "dockerd is not running"
     rm -f "$DOCKER_PIDFILE"
     return 0
@@ -255,7 +274,7 @@ docker_down() {
   # The engine stops its own containerd; a containerd whose dockerd was killed is stopped here.
   local cpid
   cpid=$(pid_from_file "$DOCKER_DIR/exec/containerd/containerd.pid")
-  if pid_running "$cpid"; then
+  if pid_is "$cpid" containerd; then
     kill -TERM "$cpid" 2>/dev/null || true
     wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
   fi
@@ -266,7 +285,7 @@ docker_down() {
 docker_status() {
   local pid
   pid=$(pid_from_file "$DOCKER_PIDFILE")
-  if pid_running "$pid" && docker_answers; then
+  if pid_is "$pid" dockerd && docker_answers; then
     log "docker: dockerd (pid $pid) answers on $DOCKER_HOST_URL"
   else
     log "docker: not running"
@@ -381,7 +400,7 @@ registry_configured_addr() {
 registry_up() {
   local pid
   pid=$(pid_from_file "$REGISTRY_PIDFILE")
-  if pid_running "$pid"; then
+  if pid_is "$pid" docker-registry; then
     if [[ $(registry_configured_addr) != "$REGISTRY_ADDR" ]]; then
       log "docker-registry (pid $pid) listens on $(registry_configured_addr), not $REGISTRY_ADDR; restarting it"
       registry_down
@@ -407,7 +426,7 @@ registry_up() {
 registry_down() {
   local pid
   pid=$(pid_from_file "$REGISTRY_PIDFILE")
-  if ! pid_running "$pid"; then
+  if ! pid_is "$pid" docker-registry; then
     log "docker-registry is not running"
     rm -f "$REGISTRY_PIDFILE"
     return 0
@@ -426,7 +445,7 @@ registry_down() {
 registry_status() {
   local pid
   pid=$(pid_from_file "$REGISTRY_PIDFILE")
-  if pid_running "$pid" && registry_answers; then
+  if pid_is "$pid" docker-registry && registry_answers; then
     log "registry: docker-registry (pid $pid) answers on http://$REGISTRY_ADDR (users: $REGISTRY_USER, AWS)"
   else
     log "registry: not running (http://$REGISTRY_ADDR/v2/ answers HTTP $(registry_probe))"
