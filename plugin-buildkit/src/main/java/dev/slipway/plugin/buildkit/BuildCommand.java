@@ -24,8 +24,8 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
   /** The worker's environment variables that build.sh receives when the worker has them. */
   static final List<String> PASSED_ENV =
       List.of(
-          "PATH", "HOME", "LANG", "LC_ALL", "TZ",
-          "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+          "PATH", "LANG", "LC_ALL", "TZ",
+          "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
           "BUILDKIT_HOST");
 
   static final String DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -90,6 +90,10 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
     settings.dockerHost().ifPresent(h -> env.put("DOCKER_HOST", h));
     env.put("SLIPWAY_DOCKER_CLI", settings.dockerCli().toString());
     env.put("TMPDIR", tmpDir.toString());
+    // Not the worker's home or docker config: their registry logins and credential helpers would
+    // let any job's FROM or --cache-from read private images that only the worker may.
+    env.put("HOME", tmpDir.toString());
+    env.put("DOCKER_CONFIG", tmpDir.resolve("docker-config").toString());
     sortedArgs.forEach((name, value) -> env.put(BUILD_ARG_PREFIX + name, value));
     return new BuildCommand(argv, env);
   }

@@ -212,6 +212,10 @@ class BuildScriptCommandTest {
     assertEquals("1", build.env().get("DOCKER_BUILDKIT"));
     assertEquals("unix:///run/slipway-test/docker.sock", build.env().get("DOCKER_HOST"));
     assertFalse(build.env().containsKey("HTTP_PROXY"));
+    // The worker's own docker logins stay out of reach of a job's Dockerfile.
+    assertTrue(build.env().get("DOCKER_CONFIG").startsWith(build.env().get("TMPDIR")),
+        build.env().toString());
+    assertEquals(build.env().get("TMPDIR"), build.env().get("HOME"));
     assertFalse(String.join(" ", build.argv()).contains("hello there"));
     assertNoSecrets(calls);
   }

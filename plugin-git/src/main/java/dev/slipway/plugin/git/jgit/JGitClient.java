@@ -50,7 +50,9 @@ import org.eclipse.jgit.transport.URIish;
 public final class JGitClient implements GitClient {
 
   /** For the stage factory. */
-  public JGitClient() {}
+  public JGitClient() {
+    IsolatedSystemReader.install();
+  }
 
   @Override
   public CloneResult cloneRepository(CloneSpec spec, CloneListener listener)
