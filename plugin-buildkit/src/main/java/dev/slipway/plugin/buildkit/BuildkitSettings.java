@@ -43,6 +43,7 @@ import java.util.stream.Collectors;
  * @param target the Dockerfile stage to build, when configured
  * @param platform the platform to build for, when configured
  * @param labels extra labels for every image, sorted by key
+ * @param removeImage whether the built image's tag is removed from the engine after the job
  */
 record BuildkitSettings(
     Duration timeout,
@@ -57,7 +58,8 @@ record BuildkitSettings(
     Network network,
     Optional<String> target,
     Optional<String> platform,
-    Map<String, String> labels) {
+    Map<String, String> labels,
+    boolean removeImage) {
 
   /** The labels the stage sets itself on every image; configuration may not set them. */
   static final String LABEL_SOURCE = "org.opencontainers.image.source";
@@ -69,7 +71,7 @@ record BuildkitSettings(
   private static final Set<String> KEYS =
       Set.of(
           "timeout", "script", "backend", "docker-cli", "docker-host", "addr", "tls", "cache",
-          "network", "target", "platform", "labels");
+          "network", "target", "platform", "labels", "remove-image");
   private static final Set<String> TLS_KEYS = Set.of("ca-cert", "cert", "key");
   private static final Set<String> CACHE_KEYS = Set.of("import", "export");
 
@@ -179,6 +181,7 @@ record BuildkitSettings(
     Optional<String> platform =
         r.optionalMatching("platform", PLATFORM, "one platform such as 'linux/amd64' or 'linux/arm64/v8'");
     Map<String, String> labels = r.labels("labels");
+    boolean removeImage = r.read("remove-image", config::getBoolean, true);
 
     if (backend == Backend.DOCKER) {
       String why = "only the buildctl backend uses it (backend = docker)";
@@ -192,7 +195,7 @@ record BuildkitSettings(
     r.throwIfAny();
     return new BuildkitSettings(
         timeout, script, backend, dockerCli, dockerHost, addr, tls, cacheImports, cacheExport,
-        network, target, platform, labels);
+        network, target, platform, labels, removeImage);
   }
 
   /** Reads keys and gathers problems instead of stopping at the first. */

@@ -163,6 +163,45 @@ final class BuildkitStage implements Stage {
     context.publish(StageKeys.LOCAL_IMAGE, request.imageName());
   }
 
+  /**
+   * Removes the tag this job built ({@code docker rmi}) once a later stage has pushed it (an
+   * image digest was published): then the registry holds it and the engine need not. An image
+   * that was not pushed is the job's product and stays. Never throws: a failure is logged to the
+   * job and the worker carries on.
+   */
+  @Override
+  public void cleanup(JobContext context) {
+    if (!settings.removeImage() || context.get(StageKeys.IMAGE_DIGEST).isEmpty()) {
+      return;
+    }
+    context.get(StageKeys.LOCAL_IMAGE).ifPresent(image -> {
+      List<String> argv = List.of(settings.dockerCli().toString(), "rmi", image);
+      ProcessBuilder builder = new ProcessBuilder(argv).redirectErrorStream(true)
+          .redirectInput(ProcessBuilder.Redirect.from(DEV_NULL));
+      builder.environment().clear();
+      builder.environment().put("PATH", BuildCommand.DEFAULT_PATH);
+      environment.env("DOCKER_HOST").ifPresent(h -> builder.environment().put("DOCKER_HOST", h));
+      settings.dockerHost().ifPresent(h -> builder.environment().put("DOCKER_HOST", h));
+      try {
+        Process process = builder.start();
+        String output = new String(process.getInputStream().readAllBytes(),
+            java.nio.charset.StandardCharsets.UTF_8).strip();
+        if (!process.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
+          process.destroyForcibly();
+          context.log().line("could not remove the built image " + image + " within 30 s");
+        } else if (process.exitValue() == 0) {
+          context.log().line("removed the built image " + image);
+        } else {
+          context.log().line("could not remove the built image " + image + ": " + output);
+        }
+      } catch (IOException e) {
+        context.log().line("could not remove the built image " + image + ": " + e.getMessage());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
+  }
+
   private void run(JobContext context, BuildCommand command, JobRequestView request)
       throws StageException, InterruptedException {
     if (context.isCancelled() || Thread.currentThread().isInterrupted()) {

@@ -131,6 +131,34 @@ class DockerBuildTest {
   }
 
   @Test
+  void cleanupRemovesAPushedImageAndKeepsOneThatWasNotPushed() throws Exception {
+    Fixtures.write(source, "Dockerfile", "FROM local/busybox:1\nRUN echo " + System.nanoTime()
+        + " > /n.txt\n");
+    BuildkitStage stage = stage(map());
+
+    String kept = image();
+    var notPushed = job(kept, Map.of());
+    stage.execute(notPushed);
+    stage.cleanup(notPushed);
+    assertTrue(DOCKER.imageExists(kept), "an image no stage pushed is the job's product");
+
+    String removed = image();
+    var pushed = job(removed, Map.of());
+    stage.execute(pushed);
+    pushed.publish(StageKeys.IMAGE_DIGEST, "sha256:" + "0".repeat(64));
+    stage.cleanup(pushed);
+    assertFalse(DOCKER.imageExists(removed), "a pushed image is removed from the engine");
+    assertTrue(pushed.lines().contains("removed the built image " + removed), pushed.lines().toString());
+
+    var keepAll = job(image(), Map.of());
+    BuildkitStage keeping = stage(map("remove-image", false));
+    keeping.execute(keepAll);
+    keepAll.publish(StageKeys.IMAGE_DIGEST, "sha256:" + "0".repeat(64));
+    keeping.cleanup(keepAll);
+    assertTrue(DOCKER.imageExists(keepAll.get(StageKeys.LOCAL_IMAGE).orElseThrow()));
+  }
+
+  @Test
   void runStepsSeeOnlyLoopbackWithNetworkNone() throws Exception {
     assertEquals(List.of("lo"), interfacesSeenByRun("none"));
   }
