@@ -214,6 +214,26 @@ final class RegistryApi implements RegistryClient {
             + (challenge.isEmpty() ? "(no WWW-Authenticate header)" : challenge) + "'");
   }
 
+  /**
+   * True when two hosts are the same, or share their last two DNS labels (auth.docker.io and
+   * registry-1.docker.io). IP addresses must be equal.
+   */
+  static boolean sameSite(String a, String b) {
+    String x = a.toLowerCase(Locale.ROOT);
+    String y = b.toLowerCase(Locale.ROOT);
+    if (x.equals(y)) {
+      return true;
+    }
+    if (x.matches("[0-9.]+|.*:.*") || y.matches("[0-9.]+|.*:.*")) {
+      return false;
+    }
+    String[] xs = x.split("\\.");
+    String[] ys = y.split("\\.");
+    return xs.length >= 2 && ys.length >= 2
+        && xs[xs.length - 1].equals(ys[ys.length - 1])
+        && xs[xs.length - 2].equals(ys[ys.length - 2]);
+  }
+
   /** The token flow: GET realm?service=...&scope=repository:<repo>:pull, with Basic if any. */
   private String token(
       ImageName.Target target, Map<String, String> params, Optional<RegistryCredentials> credentials)
@@ -235,6 +255,13 @@ final class RegistryApi implements RegistryClient {
           PushFailures.Kind.FAILED,
           "the registry's token realm " + realm + " is plain http; the credentials are not sent there"
               + " (list " + realmAuthority + " in insecure-registries if that is intended)");
+    }
+    // The credentials go to a token service of the registry's own site only (Docker Hub's
+    // auth.docker.io for registry-1.docker.io, say): a registry must not be able to name any
+    // other server in its challenge and have the worker send it the password.
+    String registryHost = manifestUri(target).getHost();
+    if (credentials.isPresent() && !sameSite(realmHost, registryHost == null ? "" : registryHost)) {
+      credentials = Optional.empty();
     }
     String repository = manifestUri(target).getPath().replaceFirst("^/v2/", "").replaceFirst("/manifests/[^/]+$", "");
     String scope = "repository:" + repository + ":pull";

@@ -121,6 +121,37 @@ class RegistryApiTest {
   }
 
   @Test
+  void aTokenRealmOnAnotherSiteIsAskedWithoutTheCredentials() throws Exception {
+    server.createContext("/token", x -> {
+      seen.add("token " + x.getRequestHeaders().getFirst("Authorization"));
+      answer(x, 200, "{\"token\":\"anonymous-token\"}");
+    });
+    server.createContext("/v2/team/app/manifests/1", x -> {
+      if (!"Bearer anonymous-token".equals(x.getRequestHeaders().getFirst("Authorization"))) {
+        // The same server under another name: another site as far as the stage can tell.
+        x.getResponseHeaders().set("WWW-Authenticate", "Bearer realm=\"http://localhost:"
+            + address.substring(address.lastIndexOf(':') + 1) + "/token\",service=\"x\"");
+        answer(x, 401, "");
+        return;
+      }
+      x.getResponseHeaders().set("Docker-Content-Digest", DIGEST);
+      answer(x, 200, "");
+    });
+    assertEquals(Optional.of(DIGEST), api.manifestDigest(target("team/app", "1"), alice));
+    assertEquals(List.of("token null"), seen, "no credentials went to the other site");
+  }
+
+  @Test
+  void sitesAreTheSameHostOrShareTheirLastTwoLabels() {
+    assertTrue(RegistryApi.sameSite("auth.docker.io", "registry-1.docker.io"));
+    assertTrue(RegistryApi.sameSite("ghcr.io", "GHCR.io"));
+    assertTrue(RegistryApi.sameSite("127.0.0.1", "127.0.0.1"));
+    assertTrue(!RegistryApi.sameSite("evil.example.net", "registry.example.com"));
+    assertTrue(!RegistryApi.sameSite("127.0.0.2", "127.0.0.1"));
+    assertTrue(!RegistryApi.sameSite("localhost", "127.0.0.1"));
+  }
+
+  @Test
   void aTokenRealmOverPlainHttpElsewhereGetsNoCredentials() throws Exception {
     server.createContext("/v2/team/app/manifests/1", x -> {
       x.getResponseHeaders().set("WWW-Authenticate", "Bearer realm=\"http://auth.example.com/token\",service=\"x\"");
