@@ -67,8 +67,19 @@ final class DockerPushStage implements Stage {
     context.onCancel(cancellation::cancel);
 
     tag(context, localImage, target);
-    Optional<String> streamDigest = push(context, destination, cancellation);
-    String digest = confirm(context, destination, streamDigest, cancellation);
+    String digest;
+    try {
+      Optional<String> streamDigest = push(context, destination, cancellation);
+      digest = confirm(context, destination, streamDigest, cancellation);
+    } catch (StageException e) {
+      // Tell the auth stage that its credentials were refused, so it does not hand them out again.
+      Optional<RegistryCredentials> published = context.get(StageKeys.REGISTRY_CREDENTIALS);
+      if (e.code().equals("push.denied") && published.isPresent()
+          && destination.credentials().equals(published)) {
+        context.publish(StageKeys.REJECTED_CREDENTIALS, published.get());
+      }
+      throw e;
+    }
 
     context.publish(StageKeys.IMAGE_URI, target.reference());
     context.publish(StageKeys.IMAGE_DIGEST, digest);

@@ -43,8 +43,9 @@ final class EcrStage implements Stage {
     ClientSpec spec = settings.clientSpec();
     long start = System.nanoTime();
     TokenCache.Lookup lookup;
+    TokenCache.Key key;
     try {
-      TokenCache.Key key =
+      key =
           new TokenCache.Key(
               settings.region(), spec.endpoint(), settings.registryIds(), client.callerIdentity());
       lookup =
@@ -66,7 +67,25 @@ final class EcrStage implements Stage {
       context.addSecret(each.authorizationToken().reveal());
     }
     context.publish(StageKeys.REGISTRY_CREDENTIALS, login.credentials());
+    context.publish(ISSUED, new Issued(key, token));
     context.log().line(describe(lookup, login, (System.nanoTime() - start) / 1_000_000));
+  }
+
+  /** Which cached token this job's credentials came from, for {@link #cleanup}. */
+  private record Issued(TokenCache.Key key, EcrToken token) {}
+
+  private static final dev.slipway.worker.api.StageKey<Issued> ISSUED =
+      dev.slipway.worker.api.StageKey.of("ecr-issued-token", Issued.class);
+
+  /** A registry that refused this job's credentials makes the next job ask ECR again. */
+  @Override
+  public void cleanup(JobContext context) {
+    if (context.get(StageKeys.REJECTED_CREDENTIALS).isPresent()) {
+      context.get(ISSUED).ifPresent(issued -> {
+        cache.forget(issued.key(), issued.token());
+        context.log().line("the registry refused the ECR login; the next job asks ECR again");
+      });
+    }
   }
 
   private String describe(TokenCache.Lookup lookup, RegistryLogin login, long millis) {

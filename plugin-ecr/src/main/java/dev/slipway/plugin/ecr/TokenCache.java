@@ -86,6 +86,17 @@ final class TokenCache {
     }
   }
 
+  /**
+   * Forgets the token of {@code key} if it is the one given: a registry refused it, so the next
+   * job must ask ECR again rather than fail the same way until the token's refresh time.
+   */
+  void forget(Key key, EcrToken refused) {
+    Slot slot = slots.get(key);
+    if (slot != null && slot.token == refused) {
+      slot.token = null;
+    }
+  }
+
   /** How many keys hold a token. */
   int size() {
     return (int) slots.values().stream().filter(s -> s.token != null).count();

@@ -19,6 +19,14 @@ public final class StageKeys {
   public static final StageKey<RegistryCredentials> REGISTRY_CREDENTIALS =
       StageKey.of("registry-credentials", RegistryCredentials.class);
 
+  /**
+   * The credentials of {@link #REGISTRY_CREDENTIALS} that the registry refused, published by the
+   * push stage, so that the auth stage can forget them in its {@link Stage#cleanup} (a cached
+   * token) and the next job asks afresh.
+   */
+  public static final StageKey<RegistryCredentials> REJECTED_CREDENTIALS =
+      StageKey.of("rejected-credentials", RegistryCredentials.class);
+
   /** The full reference the image was pushed to; it becomes {@code JobResponse.image_uri}. */
   public static final StageKey<String> IMAGE_URI = StageKey.of("image-uri", String.class);
 

@@ -201,6 +201,12 @@ class FullPipelineEndToEndTest {
     assertEquals("docker-push", response.getFailedStage());
     assertEquals("push.denied", response.getErrorCode(), response.getMessage());
     assertFalse(response.getMessage().contains("not-the-registry-password"));
+
+    // The refused token is not handed out again: once ECR has a good one, the next job works.
+    ecr.credentials("AWS", registry.awsPassword());
+    JobResponse next = result(run("e2e/rejected:2"));
+    assertEquals(JobOutcome.JOB_OUTCOME_SUCCEEDED, next.getOutcome(), next.toString());
+    assertEquals(2, ecr.calls(), "the refused token was forgotten, not reused");
   }
 
   @Test
