@@ -10,6 +10,7 @@ import dev.slipway.worker.api.StageKeys;
 import java.time.Duration;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.Locale;
 import java.util.Map;
@@ -40,6 +41,8 @@ final class DockerPushStage implements Stage {
   private final LongSupplier nanoTime;
   /** The local tags each running job created, by identity of its context, until cleanup. */
   private final Map<JobContext, Set<String>> createdTags = Collections.synchronizedMap(new IdentityHashMap<>());
+  /** How many running jobs made or share each local tag this stage created. */
+  private final Map<String, Integer> tagUsers = new HashMap<>();
 
   DockerPushStage(DockerPushSettings settings, ImageEngine engine, RegistryClient registry, LongSupplier nanoTime) {
     this.settings = settings;
@@ -94,11 +97,18 @@ final class DockerPushStage implements Stage {
         return;
       }
       for (String tag : tags) {
-        try {
-          engine.removeTag(tag);
-          context.log().line("removed local tag " + tag);
-        } catch (EngineException | RuntimeException e) {
-          context.log().line("could not remove local tag " + tag + ": " + e.getMessage());
+        synchronized (tagUsers) {
+          int left = tagUsers.merge(tag, -1, Integer::sum);
+          if (left > 0) {
+            continue; // another running job still pushes it
+          }
+          tagUsers.remove(tag);
+          try {
+            engine.removeTag(tag);
+            context.log().line("removed local tag " + tag);
+          } catch (EngineException | RuntimeException e) {
+            context.log().line("could not remove local tag " + tag + ": " + e.getMessage());
+          }
         }
       }
     } catch (RuntimeException e) {
@@ -202,12 +212,19 @@ final class DockerPushStage implements Stage {
             "the Docker engine has no image '" + localImage + "', which the build stage published as "
                 + StageKeys.LOCAL_IMAGE.name() + "; was it removed in between?");
       }
-      Optional<String> existing = engine.imageId(target.reference());
-      engine.tag(localImage, target);
-      // Only a tag this job made is removed at cleanup; one that was there before is left alone.
-      if (existing.isEmpty() && settings.removeLocalTags()) {
-        createdTags.computeIfAbsent(context, c -> Collections.synchronizedSet(new LinkedHashSet<>()))
-            .add(target.reference());
+      String reference = target.reference();
+      // Jobs that run at once may push the same tag: the tag is removed when the last of the
+      // jobs that made or shared it is done, never under another job's push.
+      synchronized (tagUsers) {
+        boolean ours = tagUsers.containsKey(reference);
+        Optional<String> existing = engine.imageId(reference);
+        engine.tag(localImage, target);
+        // A tag that was there before, and not made by a running job, is left alone.
+        if ((existing.isEmpty() || ours) && settings.removeLocalTags()) {
+          tagUsers.merge(reference, 1, Integer::sum);
+          createdTags.computeIfAbsent(context, c -> Collections.synchronizedSet(new LinkedHashSet<>()))
+              .add(reference);
+        }
       }
     } catch (EngineException e) {
       throw engineFailure(e);

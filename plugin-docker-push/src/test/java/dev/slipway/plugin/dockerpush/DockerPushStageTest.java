@@ -348,6 +348,22 @@ class DockerPushStageTest {
   }
 
   @Test
+  void twoJobsPushingTheSameTagAtOnceLeaveItUntilTheLastIsDone() throws Exception {
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext first = job("team/app:1");
+    RecordingJobContext second = job("team/app:1");
+    stage.execute(first);
+    stage.execute(second);
+
+    stage.cleanup(first);
+    assertFalse(engine.calls.contains("rmi registry.example.com/team/app:1"),
+        "the second job may still be pushing it");
+    stage.cleanup(second);
+    assertEquals(1, engine.calls.stream().filter(c -> c.equals("rmi registry.example.com/team/app:1"))
+        .count(), engine.calls.toString());
+  }
+
+  @Test
   void cleanupNeverThrowsAndCanBeTurnedOff() throws Exception {
     engine.failRemove = new EngineException(EngineException.Reason.FAILED, "conflict: image is being used", null);
     DockerPushStage stage = stage(map("registry", "registry.example.com"));
