@@ -66,6 +66,55 @@ class StreamJobTest {
   }
 
   @Test
+  void aClientThatDoesNotReadLosesLogLinesButNeverTheResult() throws Exception {
+    // A stage that logs as fast as it can, for a client that reads nothing until the job is over.
+    worker = TestWorkers.start(dir, "worker.pipeline = [test-block]\n"
+        + "worker.stages.test-block { duration = 1500ms, log-interval = 0ms }");
+    // A small, fixed HTTP/2 window, as a slow client over a slow link would have.
+    channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+        .forAddress("127.0.0.1", worker.port()).usePlaintext().flowControlWindow(64 * 1024).build();
+    List<JobEvent> events = new CopyOnWriteArrayList<>();
+    java.util.concurrent.CompletableFuture<Void> done = new java.util.concurrent.CompletableFuture<>();
+    java.util.concurrent.atomic.AtomicReference<io.grpc.stub.ClientCallStreamObserver<
+        dev.slipway.proto.v1.JobRequest>> call = new java.util.concurrent.atomic.AtomicReference<>();
+    JobServiceGrpc.newStub(channel).streamJob(TestWorkers.request().setJobId("slow-reader").build(),
+        new io.grpc.stub.ClientResponseObserver<dev.slipway.proto.v1.JobRequest, JobEvent>() {
+          @Override
+          public void beforeStart(
+              io.grpc.stub.ClientCallStreamObserver<dev.slipway.proto.v1.JobRequest> stream) {
+            stream.disableAutoRequestWithInitial(1);
+            call.set(stream);
+          }
+
+          @Override
+          public void onNext(JobEvent value) {
+            events.add(value);
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            done.completeExceptionally(t);
+          }
+
+          @Override
+          public void onCompleted() {
+            done.complete(null);
+          }
+        });
+    // The job runs to its end while the client reads nothing: the worker is not held up.
+    TestWorkers.awaitStatus(channel, WorkerStatus.WORKER_STATUS_BUSY, Duration.ofSeconds(5));
+    TestWorkers.awaitStatus(channel, WorkerStatus.WORKER_STATUS_FREE, Duration.ofSeconds(10));
+
+    call.get().request(Integer.MAX_VALUE);
+    done.get(30, TimeUnit.SECONDS);
+    JobEvent last = events.get(events.size() - 1);
+    assertEquals(JobOutcome.JOB_OUTCOME_SUCCEEDED, last.getResult().getOutcome());
+    assertTrue(events.stream().anyMatch(e -> e.hasStageFinished()), "stage events are kept");
+    assertTrue(events.stream().anyMatch(e -> e.hasLog()
+        && e.getLog().getLine().matches("\\(\\d+ log lines dropped: .*")), "dropped lines are counted");
+  }
+
+  @Test
   void logLinesStreamWhileTheStageIsStillRunning() throws Exception {
     worker = TestWorkers.start(dir, "worker.pipeline = [test-block]");
     channel = TestWorkers.channel(worker);

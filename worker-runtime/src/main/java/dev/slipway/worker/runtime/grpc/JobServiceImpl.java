@@ -184,13 +184,17 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     }
 
     @Override
-    public void stageFinished(String jobId, StageOutcome outcome) {
+    public synchronized void stageFinished(String jobId, StageOutcome outcome) {
+      reportDropped(jobId, outcome.stage());
       send(event(jobId).setStageFinished(
           StageFinished.newBuilder().setResult(ProtoMapping.toProto(outcome))));
     }
 
     @Override
     public void jobFinished(JobResult result) {
+      synchronized (this) {
+        reportDropped(result.jobId(), "");
+      }
       send(event(result.jobId()).setResult(ProtoMapping.toProto(result)));
       synchronized (this) {
         if (!call.isCancelled()) {
