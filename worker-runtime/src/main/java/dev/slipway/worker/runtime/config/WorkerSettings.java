@@ -82,7 +82,6 @@ public record WorkerSettings(
 
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
   private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9.-]+):\\d{1,5}");
-  private static final Set<String> STAGE_ID_KEYS = Set.of("stages");
 
   /**
    * Reads and checks every setting.
@@ -241,23 +240,21 @@ public record WorkerSettings(
       return;
     }
     try {
-      Config worker = config.getConfig("worker");
-      for (String excluded : STAGE_ID_KEYS) {
-        worker = worker.withoutPath(excluded);
-      }
-      // Labels are free-form.
-      worker = worker.withoutPath("labels");
-      for (String key : keysOf(worker)) {
-        if (!reference.hasPath("worker." + key)) {
+      Set<String> known = keysOf(settingsOf(reference));
+      for (String key : keysOf(settingsOf(config))) {
+        if (!known.contains(key)) {
           problems.add(origin(config, "worker." + key) + "worker." + key
-              + " is not a known setting; known settings are "
-              + new java.util.TreeSet<>(keysOf(reference.getConfig("worker")
-                  .withoutPath("stages").withoutPath("labels"))));
+              + " is not a known setting; known settings are " + known);
         }
       }
     } catch (ConfigException e) {
       problems.add(e);
     }
+  }
+
+  /** The runtime's own keys under {@code worker}: stage blocks and labels are free-form. */
+  private static Config settingsOf(Config config) {
+    return config.getConfig("worker").withoutPath("stages").withoutPath("labels");
   }
 
   private static Set<String> keysOf(Config config) {

@@ -191,10 +191,6 @@ final class ExecutionContext implements JobContext {
     });
   }
 
-  <T> Optional<T> value(StageKey<T> key) {
-    return get(key);
-  }
-
   private static void runQuietly(Runnable action) {
     try {
       action.run();

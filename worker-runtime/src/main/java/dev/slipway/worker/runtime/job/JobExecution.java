@@ -1,7 +1,6 @@
 package dev.slipway.worker.runtime.job;
 
 import dev.slipway.worker.api.JobRequestView;
-import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
 import dev.slipway.worker.runtime.errors.ErrorMapping;
@@ -41,7 +40,7 @@ final class JobExecution implements Runnable {
   private final JobListener listener;
   private final Consumer<JobExecution> release;
   private final Executor cancelActions;
-  private final SecretMasker masker = new SecretMasker();
+  private final SecretMasker masker;
   final CompletableFuture<JobResult> result = new CompletableFuture<>();
 
   private final Object lock = new Object();
@@ -56,7 +55,7 @@ final class JobExecution implements Runnable {
 
   JobExecution(JobRequestView request, List<PipelineStage> stages, Workspaces workspaces,
       Duration jobTimeout, ScheduledExecutorService timer, JobListener listener,
-      Consumer<JobExecution> release, Executor cancelActions, List<String> workerSecrets) {
+      Consumer<JobExecution> release, Executor cancelActions, SecretMasker masker) {
     this.request = request;
     this.stages = stages;
     this.workspaces = workspaces;
@@ -65,8 +64,7 @@ final class JobExecution implements Runnable {
     this.listener = listener;
     this.release = release;
     this.cancelActions = cancelActions;
-    request.token().map(Secret::reveal).ifPresent(masker::add);
-    workerSecrets.forEach(masker::add);
+    this.masker = masker;
   }
 
   String jobId() {
@@ -292,7 +290,7 @@ final class JobExecution implements Runnable {
     synchronized (lock) {
       ctx = context;
     }
-    return ctx == null ? Optional.empty() : ctx.value(key);
+    return ctx == null ? Optional.empty() : ctx.get(key);
   }
 
   private static void safely(Runnable r) {

@@ -100,7 +100,7 @@ public final class JobManager implements AutoCloseable {
             + maxConcurrentJobs + "); retry later or send the job to another worker");
       }
       execution = new JobExecution(withId, pipeline.stages(), workspaces, jobTimeout, timer,
-          new Both(observer, listener), this::release, cancelActions, workerSecrets);
+          new Both(observer, listener), this::release, cancelActions, masker(withId));
       running.put(withId.jobId(), execution);
     }
     try {
@@ -129,6 +129,7 @@ public final class JobManager implements AutoCloseable {
     }
   }
 
+  /** A job's masker: its token and the worker's own secrets. */
   private SecretMasker masker(JobRequestView request) {
     SecretMasker masker = new SecretMasker();
     request.token().map(Secret::reveal).ifPresent(masker::add);

@@ -16,7 +16,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Configures logback in code rather than from a logback.xml, so that the format follows
- * {@code worker.log.format} and every line passes through {@link MaskingLayout}.
+ * {@code worker.log.format} and every line is masked: text by {@link MaskingLayout}, JSON field
+ * by field in {@link JsonLayout}, before escaping.
  */
 public final class Logging {
   /** MDC key carrying the job id on every line logged while a job runs. */
@@ -40,16 +41,16 @@ public final class Logging {
   public static synchronized void configure(String format, String level, OutputStream out) {
     LoggerContext context = (LoggerContext) LoggerFactory.getILoggerFactory();
     context.reset();
-    Layout<ILoggingEvent> inner;
+    Layout<ILoggingEvent> layout;
     if ("json".equals(format)) {
-      inner = new JsonLayout();
+      // Masks each field itself, before escaping.
+      layout = new JsonLayout();
     } else {
       PatternLayout pattern = new PatternLayout();
       pattern.setPattern(TEXT_PATTERN);
-      inner = pattern;
+      pattern.setContext(context);
+      layout = new MaskingLayout(pattern);
     }
-    inner.setContext(context);
-    MaskingLayout layout = new MaskingLayout(inner);
     layout.setContext(context);
     layout.start();
 
