@@ -131,6 +131,17 @@ pid_is() {
   pid_running "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]]
 }
 
+# Stops pid $2, running program $1: SIGTERM, then SIGKILL once $3 seconds have passed.
+stop_process() {
+  local name="$1" pid="$2" timeout="$3"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" "$timeout"; then
+    log "$name (pid $pid) still runs after ${timeout}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || die "$name (pid $pid) survived SIGKILL"
+  fi
+}
+
 pid_from_file() {
   if [[ -r $1 ]]; then
     tr -dc '0-9' <"$1"
@@ -172,6 +183,16 @@ docker_wait_ready() {
   done
 }
 
+# Stops the containerd of our engine's exec root, if it still runs: one whose dockerd was killed.
+stop_leftover_containerd() {
+  local cpid
+  cpid=$(pid_from_file "$DOCKER_DIR/exec/containerd/containerd.pid")
+  if pid_is "$cpid" containerd; then
+    kill -TERM "$cpid" 2>/dev/null || true
+    wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
+  fi
+}
+
 docker_start() {
   mkdir -p "$DOCKER_DIR"
   chmod 700 "$DOCKER_DIR"
@@ -182,12 +203,7 @@ docker_start() {
   # sockets behind; a new dockerd then waits for a containerd that is gone, or whose pid now
   # belongs to another program, and gives up ("timeout waiting for containerd to start"). The
   # exec root holds only such run-time state: stop what is really ours and start afresh.
-  local cpid
-  cpid=$(pid_from_file "$DOCKER_DIR/exec/containerd/containerd.pid")
-  if pid_is "$cpid" containerd; then
-    kill -TERM "$cpid" 2>/dev/null || true
-    wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
-  fi
+  stop_leftover_containerd
   rm -rf "$DOCKER_DIR/exec"
   # Our own daemon.json, so that a system /etc/docker/daemon.json can change nothing here.
   printf '{}\n' >"$DOCKER_DIR/daemon.json"
@@ -265,19 +281,9 @@ docker_down() {
     return 0
   fi
   log "stopping dockerd (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_gone "$pid" "$DOCKER_STOP_TIMEOUT"; then
-    log "dockerd (pid $pid) still runs after ${DOCKER_STOP_TIMEOUT}s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || die "dockerd (pid $pid) survived SIGKILL"
-  fi
+  stop_process dockerd "$pid" "$DOCKER_STOP_TIMEOUT"
   # The engine stops its own containerd; a containerd whose dockerd was killed is stopped here.
-  local cpid
-  cpid=$(pid_from_file "$DOCKER_DIR/exec/containerd/containerd.pid")
-  if pid_is "$cpid" containerd; then
-    kill -TERM "$cpid" 2>/dev/null || true
-    wait_gone "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null || true
-  fi
+  stop_leftover_containerd
   rm -f "$DOCKER_PIDFILE" "$DOCKER_SOCKET"
   log "dockerd stopped"
 }
@@ -432,12 +438,7 @@ registry_down() {
     return 0
   fi
   log "stopping docker-registry (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_gone "$pid" "$REGISTRY_STOP_TIMEOUT"; then
-    log "docker-registry (pid $pid) still runs after ${REGISTRY_STOP_TIMEOUT}s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || die "docker-registry (pid $pid) survived SIGKILL"
-  fi
+  stop_process docker-registry "$pid" "$REGISTRY_STOP_TIMEOUT"
   rm -f "$REGISTRY_PIDFILE"
   log "docker-registry stopped"
 }
