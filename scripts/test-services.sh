@@ -131,6 +131,24 @@ pid_is() {
   pid_running "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]]
 }
 
+# Waits until the command $4 succeeds, for program $1 (pid $2, log file $3), at most $5 seconds;
+# $6 says what it should do, and the optional command $7 what it did last, for the error.
+wait_answers() {
+  local name="$1" pid="$2" logfile="$3" probe="$4" timeout="$5" what="$6" last="${7:-}"
+  local deadline=$((SECONDS + timeout))
+  until "$probe"; do
+    if ! pid_running "$pid"; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$name (pid $pid) exited during start-up; full log in $logfile"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 30 "$logfile" >&2 || true
+      die "$name (pid $pid) did not $what within ${timeout}s${last:+ ($("$last"))}; full log in $logfile"
+    fi
+    sleep 0.2
+  done
+}
+
 # Stops pid $2, running program $1: SIGTERM, then SIGKILL once $3 seconds have passed.
 stop_process() {
   local name="$1" pid="$2" timeout="$3"
@@ -169,18 +187,8 @@ docker_answers() {
 }
 
 docker_wait_ready() {
-  local pid="$1" deadline=$((SECONDS + DOCKER_START_TIMEOUT))
-  until docker_answers; do
-    if ! pid_running "$pid"; then
-      tail -n 30 "$DOCKER_LOG" >&2 || true
-      die "dockerd (pid $pid) exited during start-up; full log in $DOCKER_LOG"
-    fi
-    if ((SECONDS >= deadline)); then
-      tail -n 30 "$DOCKER_LOG" >&2 || true
-      die "dockerd (pid $pid) did not answer on $DOCKER_HOST_URL within ${DOCKER_START_TIMEOUT}s; full log in $DOCKER_LOG"
-    fi
-    sleep 0.3
-  done
+  wait_answers dockerd "$1" "$DOCKER_LOG" docker_answers "$DOCKER_START_TIMEOUT" \
+    "answer on $DOCKER_HOST_URL"
 }
 
 # Stops the containerd of our engine's exec root, if it still runs: one whose dockerd was killed.
@@ -381,21 +389,16 @@ registry_start() {
   registry_write_config
   log "starting docker-registry on http://$REGISTRY_ADDR (log: $REGISTRY_LOG)"
   setsid "$REGISTRY_BIN" serve "$REGISTRY_CONFIG" </dev/null >"$REGISTRY_LOG" 2>&1 &
-  local pid=$! deadline=$((SECONDS + REGISTRY_START_TIMEOUT))
+  local pid=$!
   disown "$pid" 2>/dev/null || true
   printf '%s\n' "$pid" >"$REGISTRY_PIDFILE"
-  until registry_answers; do
-    if ! pid_running "$pid"; then
-      tail -n 30 "$REGISTRY_LOG" >&2 || true
-      die "docker-registry (pid $pid) exited during start-up; full log in $REGISTRY_LOG"
-    fi
-    if ((SECONDS >= deadline)); then
-      tail -n 30 "$REGISTRY_LOG" >&2 || true
-      die "docker-registry (pid $pid) did not answer 401 on http://$REGISTRY_ADDR/v2/ within ${REGISTRY_START_TIMEOUT}s (last: HTTP $(registry_probe)); full log in $REGISTRY_LOG"
-    fi
-    sleep 0.2
-  done
+  wait_answers docker-registry "$pid" "$REGISTRY_LOG" registry_answers "$REGISTRY_START_TIMEOUT" \
+    "answer 401 on http://$REGISTRY_ADDR/v2/" registry_last_answer
   log "docker-registry (pid $pid) answers on http://$REGISTRY_ADDR"
+}
+
+registry_last_answer() {
+  printf 'last: HTTP %s' "$(registry_probe)"
 }
 
 # The address the running registry was configured with, from its config file.
