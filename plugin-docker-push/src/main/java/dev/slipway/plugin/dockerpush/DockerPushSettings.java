@@ -31,8 +31,10 @@ import java.util.function.Function;
  * @param timeout how long the stage may run in one job
  * @param engine where the Docker engine is, and from which setting that came
  * @param registry the registry to push to when neither an auth stage nor {@code image_name} names one
- * @param auth static credentials, when configured
+ * @param auth static credentials, when configured; always with a {@code registry} they belong to
  * @param insecureRegistries registries spoken to over plain HTTP besides loopback, canonical form
+ * @param tokenRealmHosts hosts besides the registry's own that may receive its credentials as its
+ *     token service, lower case
  * @param retry how transient registry failures are retried
  * @param progressInterval least time between two progress reports of one push
  * @param removeLocalTags whether cleanup removes the local tags the stage created
@@ -44,6 +46,7 @@ record DockerPushSettings(
     Optional<String> registry,
     Optional<StaticAuth> auth,
     Set<String> insecureRegistries,
+    Set<String> tokenRealmHosts,
     Retry retry,
     Duration progressInterval,
     boolean removeLocalTags,
@@ -54,8 +57,8 @@ record DockerPushSettings(
 
   private static final Set<String> KEYS =
       Set.of(
-          "timeout", "docker-host", "registry", "auth", "insecure-registries", "retry",
-          "progress-interval", "remove-local-tags", "registry-timeout");
+          "timeout", "docker-host", "registry", "auth", "insecure-registries", "token-realm-hosts",
+          "retry", "progress-interval", "remove-local-tags", "registry-timeout");
   private static final Set<String> AUTH_KEYS = Set.of("username", "password");
   private static final Set<String> RETRY_KEYS = Set.of("max-attempts", "initial-backoff", "max-backoff");
   private static final Duration MIN_PROGRESS_INTERVAL = Duration.ofMillis(100);
@@ -63,7 +66,12 @@ record DockerPushSettings(
   private static final int MAX_ATTEMPTS = 20;
 
   DockerPushSettings {
+    if (auth.isPresent() && registry.isEmpty()) {
+      // from() reports this as a problem; here it guards the rule for settings built otherwise.
+      throw new IllegalArgumentException("static auth needs the registry it belongs to");
+    }
     insecureRegistries = Collections.unmodifiableSet(new TreeSet<>(insecureRegistries));
+    tokenRealmHosts = Collections.unmodifiableSet(new TreeSet<>(tokenRealmHosts));
   }
 
   /**
@@ -136,12 +144,26 @@ record DockerPushSettings(
       } else if (username.isPresent()) {
         auth = Optional.of(new StaticAuth(username.get(), Secret.of(password)));
       }
+      // Static credentials belong to one registry, named here: without it they would go to
+      // whichever registry a job's image_name names.
+      if ((username.isPresent() || !password.isEmpty()) && registry.isEmpty()) {
+        r.problem("auth", "static credentials are set but registry is not; set registry to the host they"
+            + " belong to (e.g. registry = \"registry.example.com\"): they are sent to that registry"
+            + " only. For a registry with an auth stage such as ecr, remove auth instead");
+      }
     }
 
     Set<String> insecure = new LinkedHashSet<>();
     for (String entry : r.read("insecure-registries", config::getStringList, List.<String>of())) {
       if (r.registryProblem("insecure-registries", entry)) {
         insecure.add(ImageName.canonicalRegistry(entry));
+      }
+    }
+
+    Set<String> tokenRealmHosts = new LinkedHashSet<>();
+    for (String entry : r.read("token-realm-hosts", config::getStringList, List.<String>of())) {
+      if (r.hostProblem("token-realm-hosts", entry.strip())) {
+        tokenRealmHosts.add(entry.strip().toLowerCase(Locale.ROOT));
       }
     }
 
@@ -168,8 +190,8 @@ record DockerPushSettings(
 
     r.throwIfAny();
     return new DockerPushSettings(
-        timeout, engine, registry, auth, insecure, retry, progressInterval, removeLocalTags,
-        registryTimeout);
+        timeout, engine, registry, auth, insecure, tokenRealmHosts, retry, progressInterval,
+        removeLocalTags, registryTimeout);
   }
 
   private static Engine engine(Reader r, WorkerEnvironment environment) {
@@ -279,6 +301,18 @@ record DockerPushSettings(
       if (!ImageName.REGISTRY.matcher(value).matches()) {
         problem(key, "'" + value + "' is not a registry host[:port], e.g. 'registry.example.com' or"
             + " '123456789012.dkr.ecr.eu-west-1.amazonaws.com' or '127.0.0.1:5000'");
+        return false;
+      }
+      return true;
+    }
+
+    /** Checks a host name without port; false (and a problem) when it is not one. */
+    boolean hostProblem(String key, String value) {
+      if (!ImageName.HOST.matcher(value).matches()) {
+        String bare = value.replaceFirst("^[a-zA-Z][a-zA-Z0-9+.-]*://", "").replaceAll("[/?#].*", "")
+            .replaceFirst(":[0-9]*$", "");
+        problem(key, "'" + value + "' is not a host name; give the host alone, without scheme, port or"
+            + " path, e.g. '" + (ImageName.HOST.matcher(bare).matches() ? bare : "auth.docker.io") + "'");
         return false;
       }
       return true;

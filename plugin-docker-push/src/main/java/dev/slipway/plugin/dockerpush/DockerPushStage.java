@@ -3,6 +3,7 @@ package dev.slipway.plugin.dockerpush;
 import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.JobContext;
 import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.PushTarget;
 import dev.slipway.worker.api.RegistryCredentials;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageException;
@@ -12,6 +13,7 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -36,6 +38,7 @@ final class DockerPushStage implements Stage {
   private static final Pattern ENGINE_RETRY = Pattern.compile("Retrying in (\\d+) seconds?");
 
   private final DockerPushSettings settings;
+  private final Destinations destinations;
   private final ImageEngine engine;
   private final RegistryClient registry;
   private final LongSupplier nanoTime;
@@ -46,14 +49,29 @@ final class DockerPushStage implements Stage {
 
   DockerPushStage(DockerPushSettings settings, ImageEngine engine, RegistryClient registry, LongSupplier nanoTime) {
     this.settings = settings;
+    this.destinations = new Destinations(settings);
     this.engine = engine;
     this.registry = registry;
     this.nanoTime = nanoTime;
   }
 
+  /**
+   * Refuses a malformed {@code image_name}, and one that names another registry than the
+   * configured one, before the job gets a workspace.
+   */
   @Override
   public void validate(JobRequestView request) throws StageException {
-    imageName(request);
+    destinations.declaredRegistry(imageName(request), request.imageName());
+  }
+
+  /**
+   * The one place the image goes: {@code image_name}'s registry, else the configured one, else
+   * empty (an auth stage publishes it when the job runs); {@code execute} pushes nowhere else.
+   */
+  @Override
+  public List<PushTarget> pushTargets(JobRequestView request) throws StageException {
+    ImageName name = imageName(request);
+    return List.of(new PushTarget(destinations.declaredRegistry(name, request.imageName()), name.repository()));
   }
 
   @Override
@@ -61,7 +79,8 @@ final class DockerPushStage implements Stage {
     long start = nanoTime.getAsLong();
     String localImage = context.require(StageKeys.LOCAL_IMAGE);
     ImageName name = imageName(context.request());
-    Destination destination = destination(name, context);
+    Destination destination =
+        destinations.resolve(name, context.request().imageName(), context.get(StageKeys.REGISTRY_CREDENTIALS));
     ImageName.Target target = destination.target();
     destination.credentials().ifPresent(c -> context.addSecret(c.password().reveal()));
     context.log().line("pushing " + localImage + " as " + target + " " + destination.credentialsSource());
@@ -134,69 +153,6 @@ final class DockerPushStage implements Stage {
     } catch (IllegalArgumentException e) {
       throw new StageException("push.invalid-request", ErrorKind.INVALID_REQUEST, e.getMessage());
     }
-  }
-
-  /**
-   * Where the image goes and with which credentials.
-   *
-   * @param credentialsSource for the log: whose credentials, never the password
-   */
-  record Destination(ImageName.Target target, Optional<RegistryCredentials> credentials, String credentialsSource) {}
-
-  /**
-   * The registry is the auth stage's, else the configured one, else the one {@code image_name}
-   * names. An {@code image_name} that names a different registry from the first two is refused:
-   * the worker's credentials are never sent to a registry the job chose.
-   */
-  Destination destination(ImageName name, JobContext context) throws StageException {
-    Optional<RegistryCredentials> published = context.get(StageKeys.REGISTRY_CREDENTIALS);
-    Optional<String> known;
-    String knownFrom;
-    if (published.isPresent()) {
-      known = Optional.of(published.get().registry());
-      knownFrom = "published by the auth stage";
-    } else {
-      known = settings.registry();
-      knownFrom = "worker.stages.docker-push.registry";
-    }
-    String host;
-    if (name.registry().isPresent()) {
-      host = name.registry().get();
-      if (known.isPresent()
-          && !ImageName.canonicalRegistry(host).equals(ImageName.canonicalRegistry(known.get()))) {
-        throw new StageException(
-            "push.invalid-request",
-            ErrorKind.INVALID_REQUEST,
-            "image_name '" + context.request().imageName() + "' names registry " + host
-                + ", but this worker pushes to " + ImageName.canonicalRegistry(known.get()) + " (" + knownFrom
-                + "); give image_name without a registry host, e.g. '" + name.repository()
-                + name.tag().map(t -> ":" + t).orElse("") + "'");
-      }
-    } else if (known.isPresent()) {
-      host = known.get();
-    } else {
-      throw new StageException(
-          "push.no-registry",
-          ErrorKind.CONFIGURATION,
-          "image_name '" + context.request().imageName() + "' names no registry, no auth stage"
-              + " published one and worker.stages.docker-push.registry is not set; set it (e.g."
-              + " registry = \"registry.example.com\"), add an auth stage such as ecr to"
-              + " worker.pipeline, or give image_name with a registry host");
-    }
-    ImageName.Target target = name.in(ImageName.canonicalRegistry(host));
-    if (published.isPresent()) {
-      return new Destination(
-          target, published, "with the credentials of user '" + published.get().username() + "' from the auth stage");
-    }
-    if (settings.auth().isPresent()) {
-      DockerPushSettings.StaticAuth auth = settings.auth().get();
-      return new Destination(
-          target,
-          Optional.of(new RegistryCredentials(target.registry(), auth.username(), auth.password())),
-          "with the credentials of user '" + auth.username() + "' from worker.stages.docker-push.auth");
-    }
-    return new Destination(
-        target, Optional.empty(), "without credentials (no auth stage published any, worker.stages.docker-push.auth is not set)");
   }
 
   private void tag(JobContext context, String localImage, ImageName.Target target) throws StageException {

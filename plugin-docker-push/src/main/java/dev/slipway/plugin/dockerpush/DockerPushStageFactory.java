@@ -56,7 +56,7 @@ public final class DockerPushStageFactory implements StageFactory {
     return new DockerPushStage(
         settings,
         DockerJavaEngine.create(settings.engine()),
-        new RegistryApi(settings.registryTimeout(), settings.insecureRegistries()),
+        new RegistryApi(settings.registryTimeout(), settings.insecureRegistries(), settings.tokenRealmHosts()),
         System::nanoTime);
   }
 }

@@ -22,9 +22,11 @@ record ImageName(Optional<String> registry, String repository, Optional<String> 
   private static final Pattern REPOSITORY = Pattern.compile(COMPONENT + "(?:/" + COMPONENT + ")*");
   private static final Pattern TAG = Pattern.compile("[\\w][\\w.-]{0,127}");
   private static final String LABEL = "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)";
+  private static final String HOST_FORM = "(?:" + LABEL + "(?:\\." + LABEL + ")*|\\[[0-9a-fA-F:.]+\\])";
+  /** A host: a DNS name or IPv4 address, or a bracketed IPv6 address, without port. */
+  static final Pattern HOST = Pattern.compile(HOST_FORM);
   /** A registry host: a DNS name or IPv4 address, or a bracketed IPv6 address, with optional port. */
-  static final Pattern REGISTRY =
-      Pattern.compile("(?:" + LABEL + "(?:\\." + LABEL + ")*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?");
+  static final Pattern REGISTRY = Pattern.compile(HOST_FORM + "(?::[0-9]{1,5})?");
   private static final int MAX_NAME_LENGTH = 255;
 
   /**

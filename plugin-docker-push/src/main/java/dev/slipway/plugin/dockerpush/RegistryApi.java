@@ -23,13 +23,15 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 
 /**
  * The little of the registry's HTTP API (OCI distribution spec) the stage needs: the digest the
  * registry serves for a tag. Speaks the two ways registries authenticate: Basic (the distribution
  * registry with htpasswd) and the token flow (a 401 with {@code Bearer realm=...}, as ECR, Docker
  * Hub and most hosted registries do). Plain HTTP for loopback registries and the configured
- * insecure ones, HTTPS for every other.
+ * insecure ones, HTTPS for every other. Credentials go to the registry's own host, and to a token
+ * service on another host only when {@code token-realm-hosts} lists it.
  */
 final class RegistryApi implements RegistryClient {
   /** What the stage accepts as a manifest: single-platform images and indexes, Docker's and OCI's. */
@@ -49,8 +51,15 @@ final class RegistryApi implements RegistryClient {
   private final HttpClient http;
   private final Duration requestTimeout;
   private final Set<String> insecureRegistries;
+  private final Set<String> tokenRealmHosts;
 
-  RegistryApi(Duration requestTimeout, Set<String> insecureRegistries) {
+  /**
+   * @param requestTimeout how long one request may take
+   * @param insecureRegistries registries spoken to over plain HTTP besides loopback, canonical form
+   * @param tokenRealmHosts hosts besides the registry's own that may receive its credentials as its
+   *     token service ({@code token-realm-hosts})
+   */
+  RegistryApi(Duration requestTimeout, Set<String> insecureRegistries, Set<String> tokenRealmHosts) {
     this(
         HttpClient.newBuilder()
             .connectTimeout(requestTimeout)
@@ -58,13 +67,17 @@ final class RegistryApi implements RegistryClient {
             .followRedirects(HttpClient.Redirect.NEVER)
             .build(),
         requestTimeout,
-        insecureRegistries);
+        insecureRegistries,
+        tokenRealmHosts);
   }
 
-  RegistryApi(HttpClient http, Duration requestTimeout, Set<String> insecureRegistries) {
+  RegistryApi(
+      HttpClient http, Duration requestTimeout, Set<String> insecureRegistries, Set<String> tokenRealmHosts) {
     this.http = http;
     this.requestTimeout = requestTimeout;
     this.insecureRegistries = Set.copyOf(insecureRegistries);
+    this.tokenRealmHosts =
+        tokenRealmHosts.stream().map(h -> h.toLowerCase(Locale.ROOT)).collect(Collectors.toUnmodifiableSet());
   }
 
   /** A failure of the registry's API, sorted like the engine's push failures. */
@@ -215,23 +228,14 @@ final class RegistryApi implements RegistryClient {
   }
 
   /**
-   * True when two hosts are the same, or share their last two DNS labels (auth.docker.io and
-   * registry-1.docker.io). IP addresses must be equal.
+   * Whether a token realm on {@code realmHost} may receive the credentials of the registry on
+   * {@code registryHost}: the very same host (letter case aside), or one listed in {@code
+   * token-realm-hosts}. Sharing a parent domain is not enough: {@code evil.amazonaws.com} is not
+   * {@code 123.dkr.ecr.us-east-1.amazonaws.com}'s, and anyone may own a sibling name under a
+   * hosting provider's domain.
    */
-  static boolean sameSite(String a, String b) {
-    String x = a.toLowerCase(Locale.ROOT);
-    String y = b.toLowerCase(Locale.ROOT);
-    if (x.equals(y)) {
-      return true;
-    }
-    if (x.matches("[0-9.]+|.*:.*") || y.matches("[0-9.]+|.*:.*")) {
-      return false;
-    }
-    String[] xs = x.split("\\.");
-    String[] ys = y.split("\\.");
-    return xs.length >= 2 && ys.length >= 2
-        && xs[xs.length - 1].equals(ys[ys.length - 1])
-        && xs[xs.length - 2].equals(ys[ys.length - 2]);
+  boolean realmMayReceiveCredentials(String realmHost, String registryHost) {
+    return realmHost.equalsIgnoreCase(registryHost) || tokenRealmHosts.contains(realmHost.toLowerCase(Locale.ROOT));
   }
 
   /** The token flow: GET realm?service=...&scope=repository:<repo>:pull, with Basic if any. */
@@ -256,12 +260,18 @@ final class RegistryApi implements RegistryClient {
           "the registry's token realm " + realm + " is plain http; the credentials are not sent there"
               + " (list " + realmAuthority + " in insecure-registries if that is intended)");
     }
-    // The credentials go to a token service of the registry's own site only (Docker Hub's
-    // auth.docker.io for registry-1.docker.io, say): a registry must not be able to name any
-    // other server in its challenge and have the worker send it the password.
+    // The credentials go to the registry's own host, or to a token service the operator listed
+    // (Docker Hub's auth.docker.io for registry-1.docker.io, say): a registry, or whoever answers
+    // in its name, must not be able to name any other server in its challenge and be sent the
+    // password. Refused rather than asked anonymously, so that the operator sees why.
     String registryHost = manifestUri(target).getHost();
-    if (credentials.isPresent() && !sameSite(realmHost, registryHost == null ? "" : registryHost)) {
-      credentials = Optional.empty();
+    if (credentials.isPresent() && !realmMayReceiveCredentials(realmHost, registryHost == null ? "" : registryHost)) {
+      throw new RegistryException(
+          PushFailures.Kind.FAILED,
+          "the registry " + registryHost + " sends its clients to the token service " + realm + " on another host, "
+              + realmHost + "; the credentials go only to the registry's own host and to the hosts in"
+              + " worker.stages.docker-push.token-realm-hosts. If " + realmHost + " is this registry's token"
+              + " service, add it there: token-realm-hosts = [\"" + realmHost + "\"]");
     }
     String repository = manifestUri(target).getPath().replaceFirst("^/v2/", "").replaceFirst("/manifests/[^/]+$", "");
     String scope = "repository:" + repository + ":pull";

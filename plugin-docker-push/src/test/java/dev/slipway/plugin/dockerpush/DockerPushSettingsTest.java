@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
+import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageConfigException;
 import java.nio.charset.StandardCharsets;
@@ -35,6 +36,7 @@ class DockerPushSettingsTest {
     assertEquals(Optional.empty(), s.registry());
     assertEquals(Optional.empty(), s.auth());
     assertEquals(Set.of(), s.insecureRegistries());
+    assertEquals(Set.of(), s.tokenRealmHosts(), "no token service besides the registry's own host by default");
     assertEquals(new DockerPushSettings.Retry(3, Duration.ofSeconds(1), Duration.ofSeconds(10)), s.retry());
     assertEquals(Duration.ofMillis(500), s.progressInterval());
     assertTrue(s.removeLocalTags());
@@ -49,7 +51,7 @@ class DockerPushSettingsTest {
     var block = ConfigFactory.parseString(text).getConfig("worker.stages.docker-push");
     assertEquals(
         Set.of("timeout", "docker-host", "registry", "auth.username", "auth.password", "insecure-registries",
-            "retry.max-attempts", "retry.initial-backoff", "retry.max-backoff", "progress-interval",
+            "token-realm-hosts", "retry.max-attempts", "retry.initial-backoff", "retry.max-backoff", "progress-interval",
             "remove-local-tags", "registry-timeout"),
         block.entrySet().stream().map(Map.Entry::getKey).collect(java.util.stream.Collectors.toSet()));
     for (var entry : block.entrySet()) {
@@ -65,6 +67,7 @@ class DockerPushSettingsTest {
         "registry", "registry.example.com:8443",
         "auth", map("username", "ci", "password", " pass word "),
         "insecure-registries", List.of("Registry.Internal:5000", "10.1.2.3"),
+        "token-realm-hosts", List.of("Auth.Docker.io", " gitlab.com "),
         "retry", map("max-attempts", 5, "initial-backoff", "200ms", "max-backoff", "2s"),
         "progress-interval", "1s",
         "remove-local-tags", false,
@@ -75,6 +78,7 @@ class DockerPushSettingsTest {
     assertEquals("ci", s.auth().orElseThrow().username());
     assertEquals(" pass word ", s.auth().orElseThrow().password().reveal(), "a password is taken as it is");
     assertEquals(Set.of("registry.internal:5000", "10.1.2.3"), s.insecureRegistries());
+    assertEquals(Set.of("auth.docker.io", "gitlab.com"), s.tokenRealmHosts());
     assertEquals(new DockerPushSettings.Retry(5, Duration.ofMillis(200), Duration.ofSeconds(2)), s.retry());
     assertEquals(Duration.ofSeconds(1), s.progressInterval());
     assertFalse(s.removeLocalTags());
@@ -116,6 +120,7 @@ class DockerPushSettingsTest {
         "registry", "https://registry.example.com/v2",
         "auth", map("username", "ci", "password", "", "token", "x"),
         "insecure-registries", List.of("not a host"),
+        "token-realm-hosts", List.of("https://auth.docker.io/token"),
         "retry", map("max-attempts", 0, "initial-backoff", "5s", "max-backoff", "1s"),
         "progress-interval", "10ms",
         "remove-local-tags", "perhaps",
@@ -123,20 +128,48 @@ class DockerPushSettingsTest {
         "colour", "blue")));
     List<String> problems = e.problems();
     for (String key : List.of("timeout:", "docker-host:", "registry:", "auth.password:", "auth.token:",
-        "insecure-registries:", "retry.max-attempts:", "retry.max-backoff:", "progress-interval:",
+        "insecure-registries:", "token-realm-hosts:", "retry.max-attempts:", "retry.max-backoff:", "progress-interval:",
         "remove-local-tags:", "registry-timeout:", "colour:")) {
       assertTrue(problems.stream().anyMatch(p -> p.startsWith(key)), key + " missing from " + problems);
     }
-    assertEquals(12, problems.size(), problems.toString());
+    assertEquals(13, problems.size(), problems.toString());
     assertTrue(problems.stream().anyMatch(p -> p.contains("give the host[:port] alone, e.g. 'registry.example.com'")),
         problems.toString());
     assertTrue(problems.stream().anyMatch(p -> p.contains("${?REGISTRY_PASSWORD}")), problems.toString());
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("token-realm-hosts:")
+        && p.contains("give the host alone, without scheme, port or path, e.g. 'auth.docker.io'")), problems.toString());
+  }
+
+  @Test
+  void staticAuthWithoutRegistryIsAProblemListedWithTheOthers() throws Exception {
+    StageConfigException e = assertThrows(StageConfigException.class, () -> Fixtures.settings(map(
+        "auth", map("username", "ci", "password", "hunter2-secret"),
+        "timeout", "0s")));
+    List<String> problems = e.problems();
+    assertEquals(2, problems.size(), problems.toString());
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("timeout:")), problems.toString());
+    String auth = problems.stream().filter(p -> p.startsWith("auth:")).findFirst().orElseThrow();
+    assertTrue(auth.contains("registry is not") && auth.contains("set registry to the host they belong to")
+        && auth.contains("registry = \"registry.example.com\""), auth);
+    assertFalse(e.getMessage().contains("hunter2-secret"), e.getMessage());
+
+    // Half an auth block without registry: both problems, still together.
+    StageConfigException half = assertThrows(StageConfigException.class,
+        () -> Fixtures.settings(map("auth", map("username", "ci"))));
+    assertEquals(2, half.problems().size(), half.problems().toString());
+
+    Fixtures.settings(map("registry", "registry.example.com", "auth", map("username", "ci", "password", "x")));
+    assertThrows(IllegalArgumentException.class, () -> new DockerPushSettings(
+        Duration.ofMinutes(1), new DockerPushSettings.Engine("unix:///x", "test", Optional.empty()), Optional.empty(),
+        Optional.of(new DockerPushSettings.StaticAuth("ci", Secret.of("x"))), Set.of(), Set.of(),
+        new DockerPushSettings.Retry(1, Duration.ofSeconds(1), Duration.ofSeconds(1)), Duration.ofSeconds(1), true,
+        Duration.ofSeconds(1)), "the record keeps the rule too");
   }
 
   @Test
   void aPasswordWithoutUserIsAProblemAndThePasswordNeverPrints() {
     StageConfigException e = assertThrows(StageConfigException.class,
-        () -> Fixtures.settings(map("auth", map("password", "hunter2-secret"))));
+        () -> Fixtures.settings(map("registry", "registry.example.com", "auth", map("password", "hunter2-secret"))));
     assertEquals(1, e.problems().size());
     assertTrue(e.problems().get(0).startsWith("auth.username:"), e.problems().toString());
     assertFalse(e.getMessage().contains("hunter2-secret"));

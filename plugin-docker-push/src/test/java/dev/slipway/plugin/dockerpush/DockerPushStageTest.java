@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.PushTarget;
 import dev.slipway.worker.api.RegistryCredentials;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageException;
@@ -94,16 +95,48 @@ class DockerPushStageTest {
   }
 
   @Test
-  void publishedCredentialsWinOverStaticOnesAndNameTheRegistry() throws Exception {
+  void publishedCredentialsNameTheRegistry() throws Exception {
     RecordingJobContext job = job("team/app:1");
     job.publish(StageKeys.REGISTRY_CREDENTIALS,
         new RegistryCredentials("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", Secret.of(ECR_TOKEN)));
-    stage(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD))).execute(job);
+    stage(map()).execute(job);
 
     assertEquals(Optional.of("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1"), job.get(StageKeys.IMAGE_URI));
     RegistryCredentials used = engine.pushCredentials.get(0).orElseThrow();
     assertEquals("AWS", used.username());
     assertEquals(ECR_TOKEN, used.password().reveal());
+  }
+
+  @Test
+  void publishedCredentialsWinOverStaticOnesForTheSameRegistry() throws Exception {
+    RecordingJobContext job = job("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1");
+    job.publish(StageKeys.REGISTRY_CREDENTIALS,
+        new RegistryCredentials("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", Secret.of(ECR_TOKEN)));
+    stage(map("registry", "123456789012.DKR.ecr.eu-west-1.amazonaws.com",
+        "auth", map("username", "ci", "password", PASSWORD))).execute(job);
+
+    assertEquals(Optional.of("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1"), job.get(StageKeys.IMAGE_URI));
+    assertEquals("AWS", engine.pushCredentials.get(0).orElseThrow().username());
+  }
+
+  @Test
+  void anAuthStageRegistryOtherThanTheConfiguredOneIsRefusedBeforeTagging() throws Exception {
+    // The job was admitted for registry.example.com (its push target); the auth stage's registry
+    // is somewhere else: pushed to neither.
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = job("team/app:1");
+    assertEquals(List.of(new PushTarget(Optional.of("registry.example.com"), "team/app")),
+        stage.pushTargets(job.request()));
+    job.publish(StageKeys.REGISTRY_CREDENTIALS,
+        new RegistryCredentials("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", Secret.of(ECR_TOKEN)));
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+    assertEquals("push.registry-not-allowed", e.code());
+    assertEquals(ErrorKind.CONFIGURATION, e.kind(), "the worker's configuration, not the request, is at fault");
+    assertTrue(e.getMessage().contains("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+        && e.getMessage().contains("worker.stages.docker-push.registry is registry.example.com")
+        && e.getMessage().contains("Set worker.stages.docker-push.registry to 123456789012"), e.getMessage());
+    assertFalse(e.getMessage().contains(ECR_TOKEN), e.getMessage());
+    assertFalse(engine.calls.stream().anyMatch(c -> c.startsWith("tag ") || c.startsWith("push ")), engine.calls.toString());
   }
 
   @Test
@@ -117,14 +150,79 @@ class DockerPushStageTest {
   }
 
   @Test
-  void refusesAnImageNameThatNamesAnotherRegistry() throws Exception {
-    StageException e = assertThrows(StageException.class,
-        () -> stage(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD)))
-            .execute(job("evil.example.net/team/app:1")));
+  void refusesAnImageNameThatNamesAnotherRegistryThanTheConfiguredOne() throws Exception {
+    DockerPushStage stage =
+        stage(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD)));
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job("evil.example.net/team/app:1")));
+    assertEquals("push.registry-not-allowed", e.code());
+    assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    assertEquals("image_name 'evil.example.net/team/app:1' names registry evil.example.net, but this worker pushes"
+        + " only to registry.example.com (worker.stages.docker-push.registry); give image_name without a registry"
+        + " host, e.g. 'team/app:1', or with that one, e.g. 'registry.example.com/team/app:1'", e.getMessage());
+    assertFalse(engine.calls.stream().anyMatch(c -> c.startsWith("tag ") || c.startsWith("push ")),
+        "nothing tagged, nothing pushed, no credentials sent: " + engine.calls);
+  }
+
+  @Test
+  void validateRefusesAnotherRegistryThanTheConfiguredOneBeforeTheJobStarts() throws Exception {
+    DockerPushStage stage = stage(map("registry", "Registry.Example.com:5000"));
+    for (String other : List.of("evil.example.net/team/app:1", "registry.example.com/team/app:1",
+        "registry.example.com:5001/team/app", "localhost:5000/team/app", "docker.io/team/app")) {
+      StageException e = assertThrows(StageException.class, () -> stage.validate(Fixtures.request(other)), other);
+      assertEquals("push.registry-not-allowed", e.code(), other);
+      assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+      assertTrue(e.getMessage().contains("only to registry.example.com:5000"), e.getMessage());
+      assertThrows(StageException.class, () -> stage.pushTargets(Fixtures.request(other)), other);
+    }
+    stage.validate(Fixtures.request("registry.example.com:5000/team/app:1"));
+    stage.validate(Fixtures.request("REGISTRY.example.com:5000/team/app:1"));
+    stage.validate(Fixtures.request("team/app:1"));
+    assertTrue(engine.calls.isEmpty(), "validate asks the engine nothing: " + engine.calls);
+  }
+
+  @Test
+  void refusesAnImageNameThatNamesAnotherRegistryThanTheAuthStages() throws Exception {
+    DockerPushStage stage = stage(map());
+    RecordingJobContext job = job("evil.example.net/team/app:1");
+    stage.validate(job.request()); // no registry is known before the auth stage runs
+    job.publish(StageKeys.REGISTRY_CREDENTIALS,
+        new RegistryCredentials("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", Secret.of(ECR_TOKEN)));
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+    assertEquals("push.registry-not-allowed", e.code());
+    assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    assertTrue(e.getMessage().contains("names registry evil.example.net")
+        && e.getMessage().contains("only to 123456789012.dkr.ecr.eu-west-1.amazonaws.com (published by the auth stage)")
+        && e.getMessage().contains("e.g. 'team/app:1'"), e.getMessage());
+    assertFalse(e.getMessage().contains(ECR_TOKEN), e.getMessage());
+    assertFalse(engine.calls.stream().anyMatch(c -> c.startsWith("tag ") || c.startsWith("push ")), engine.calls.toString());
+
+    // The auth stage's own registry, written another way, is the same registry.
+    RecordingJobContext same = job("123456789012.DKR.ECR.eu-west-1.amazonaws.com/team/app:1");
+    same.publish(StageKeys.REGISTRY_CREDENTIALS,
+        new RegistryCredentials("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", Secret.of(ECR_TOKEN)));
+    stage.execute(same);
+    assertEquals(Optional.of("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1"), same.get(StageKeys.IMAGE_URI));
+  }
+
+  @Test
+  void pushTargetsNameImageNamesRegistryElseTheConfiguredOneElseNone() throws Exception {
+    DockerPushStage configured = stage(map("registry", "Registry.Example.com:5000"));
+    assertEquals(List.of(new PushTarget(Optional.of("registry.example.com:5000"), "team/app")),
+        configured.pushTargets(Fixtures.request("team/app:1")), "the configured registry, canonical, no tag");
+    assertEquals(List.of(new PushTarget(Optional.of("registry.example.com:5000"), "team/sub/app")),
+        configured.pushTargets(Fixtures.request("REGISTRY.EXAMPLE.COM:5000/team/sub/app")));
+
+    DockerPushStage open = stage(map());
+    assertEquals(List.of(new PushTarget(Optional.of("localhost:5000"), "team/app")),
+        open.pushTargets(Fixtures.request("localhost:5000/team/app:2.1")));
+    assertEquals(List.of(new PushTarget(Optional.of("docker.io"), "team/app")),
+        open.pushTargets(Fixtures.request("index.docker.io/team/app")), "Docker Hub's aliases fold into docker.io");
+    assertEquals(List.of(new PushTarget(Optional.empty(), "team/app")),
+        open.pushTargets(Fixtures.request("team/app:1")), "an auth stage will supply the registry");
+
+    StageException e = assertThrows(StageException.class, () -> open.pushTargets(Fixtures.request("Team/App:1")));
     assertEquals("push.invalid-request", e.code());
     assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
-    assertTrue(e.getMessage().contains("evil.example.net") && e.getMessage().contains("registry.example.com"), e.getMessage());
-    assertEquals(0, engine.pushes(), "nothing pushed, no credentials sent");
   }
 
   @Test
@@ -395,7 +493,8 @@ class DockerPushStageTest {
     List<String> texts = new ArrayList<>(job.lines());
     texts.add(e.getMessage());
     texts.add(stage.toString());
-    texts.add(Fixtures.settings(map("auth", map("username", "ci", "password", PASSWORD))).toString());
+    texts.add(Fixtures.settings(map("registry", "registry.example.com", "auth", map("username", "ci", "password", PASSWORD)))
+        .toString());
     for (String text : texts) {
       assertFalse(text.contains(PASSWORD), "password in: " + text);
       assertFalse(text.contains(Fixtures.TOKEN), "job token in: " + text);

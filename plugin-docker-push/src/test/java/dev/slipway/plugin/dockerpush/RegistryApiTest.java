@@ -1,6 +1,7 @@
 package dev.slipway.plugin.dockerpush;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -32,7 +33,7 @@ class RegistryApiTest {
   HttpServer server;
   String address;
   final List<String> seen = new CopyOnWriteArrayList<>();
-  final RegistryApi api = new RegistryApi(Duration.ofSeconds(5), Set.of());
+  final RegistryApi api = new RegistryApi(Duration.ofSeconds(5), Set.of(), Set.of());
   final Optional<RegistryCredentials> alice =
       Optional.of(new RegistryCredentials("ignored", "alice", Secret.of("alice-secret")));
 
@@ -120,15 +121,16 @@ class RegistryApiTest {
     assertTrue(!e.getMessage().contains("wrong"), e.getMessage());
   }
 
-  @Test
-  void aTokenRealmOnAnotherSiteIsAskedWithoutTheCredentials() throws Exception {
+  /** A registry whose challenge names a token realm on the same server under another name. */
+  private void realmOnAnotherHost() {
     server.createContext("/token", x -> {
       seen.add("token " + x.getRequestHeaders().getFirst("Authorization"));
-      answer(x, 200, "{\"token\":\"anonymous-token\"}");
+      answer(x, 200, "{\"token\":\"realm-token\"}");
     });
-    server.createContext("/v2/team/app/manifests/1", x -> {
-      if (!"Bearer anonymous-token".equals(x.getRequestHeaders().getFirst("Authorization"))) {
-        // The same server under another name: another site as far as the stage can tell.
+    // The manifest and, for a ping, the API root.
+    server.createContext("/v2/", x -> {
+      if (!"Bearer realm-token".equals(x.getRequestHeaders().getFirst("Authorization"))) {
+        // localhost is 127.0.0.1 here, but another host as far as the stage can tell.
         x.getResponseHeaders().set("WWW-Authenticate", "Bearer realm=\"http://localhost:"
             + address.substring(address.lastIndexOf(':') + 1) + "/token\",service=\"x\"");
         answer(x, 401, "");
@@ -137,18 +139,58 @@ class RegistryApiTest {
       x.getResponseHeaders().set("Docker-Content-Digest", DIGEST);
       answer(x, 200, "");
     });
-    assertEquals(Optional.of(DIGEST), api.manifestDigest(target("team/app", "1"), alice));
-    assertEquals(List.of("token null"), seen, "no credentials went to the other site");
   }
 
   @Test
-  void sitesAreTheSameHostOrShareTheirLastTwoLabels() {
-    assertTrue(RegistryApi.sameSite("auth.docker.io", "registry-1.docker.io"));
-    assertTrue(RegistryApi.sameSite("ghcr.io", "GHCR.io"));
-    assertTrue(RegistryApi.sameSite("127.0.0.1", "127.0.0.1"));
-    assertTrue(!RegistryApi.sameSite("evil.example.net", "registry.example.com"));
-    assertTrue(!RegistryApi.sameSite("127.0.0.2", "127.0.0.1"));
-    assertTrue(!RegistryApi.sameSite("localhost", "127.0.0.1"));
+  void aTokenRealmOnAnotherHostIsRefusedTheCredentialsAndSaysWhereToListIt() throws Exception {
+    realmOnAnotherHost();
+    RegistryApi.RegistryException e = assertThrows(RegistryApi.RegistryException.class,
+        () -> api.manifestDigest(target("team/app", "1"), alice));
+    assertEquals(PushFailures.Kind.FAILED, e.kind(), "not retried, not taken for a refusal of the credentials");
+    assertTrue(e.getMessage().contains("on another host, localhost;")
+        && e.getMessage().contains("worker.stages.docker-push.token-realm-hosts")
+        && e.getMessage().contains("token-realm-hosts = [\"localhost\"]"), e.getMessage());
+    assertFalse(e.getMessage().contains("alice-secret"), e.getMessage());
+    assertEquals(List.of(), seen, "nothing went to the other host");
+
+    RegistryApi.RegistryException ping = assertThrows(RegistryApi.RegistryException.class,
+        () -> api.ping(target("team/app", "1"), alice));
+    assertTrue(ping.getMessage().contains("token-realm-hosts"), ping.getMessage());
+    assertEquals(List.of(), seen, "nor from the ping");
+  }
+
+  @Test
+  void withoutCredentialsATokenRealmOnAnotherHostIsAskedAnonymously() throws Exception {
+    realmOnAnotherHost();
+    assertEquals(Optional.of(DIGEST), api.manifestDigest(target("team/app", "1"), Optional.empty()));
+    assertEquals(List.of("token null"), seen);
+  }
+
+  @Test
+  void aListedTokenRealmHostGetsTheCredentials() throws Exception {
+    realmOnAnotherHost();
+    RegistryApi listed = new RegistryApi(Duration.ofSeconds(5), Set.of(), Set.of("LocalHost"));
+    assertEquals(Optional.of(DIGEST), listed.manifestDigest(target("team/app", "1"), alice));
+    assertEquals(List.of("token " + basic("alice", "alice-secret")), seen);
+  }
+
+  @Test
+  void aTokenRealmMayReceiveCredentialsOnTheRegistrysOwnHostOrAListedOne() {
+    assertTrue(api.realmMayReceiveCredentials("ghcr.io", "GHCR.io"));
+    assertTrue(api.realmMayReceiveCredentials("127.0.0.1", "127.0.0.1"));
+    assertFalse(api.realmMayReceiveCredentials("evil.amazonaws.com", "123.dkr.ecr.us-east-1.amazonaws.com"),
+        "a sibling under a hosting provider's domain is anyone's");
+    assertFalse(api.realmMayReceiveCredentials("auth.docker.io", "registry-1.docker.io"), "not unless listed");
+    assertFalse(api.realmMayReceiveCredentials("evil.example.net", "registry.example.com"));
+    assertFalse(api.realmMayReceiveCredentials("registry.example.com.evil.net", "registry.example.com"));
+    assertFalse(api.realmMayReceiveCredentials("127.0.0.2", "127.0.0.1"));
+    assertFalse(api.realmMayReceiveCredentials("localhost", "127.0.0.1"));
+    assertFalse(api.realmMayReceiveCredentials("", "registry.example.com"));
+
+    RegistryApi hub = new RegistryApi(Duration.ofSeconds(1), Set.of(), Set.of("auth.docker.io"));
+    assertTrue(hub.realmMayReceiveCredentials("auth.docker.io", "registry-1.docker.io"));
+    assertTrue(hub.realmMayReceiveCredentials("AUTH.docker.io", "registry-1.docker.io"));
+    assertFalse(hub.realmMayReceiveCredentials("evil.docker.io", "registry-1.docker.io"));
   }
 
   @Test
@@ -226,7 +268,7 @@ class RegistryApiTest {
 
   @Test
   void plainHttpOnlyForLoopbackAndInsecureRegistries() {
-    RegistryApi insecure = new RegistryApi(Duration.ofSeconds(1), Set.of("registry.internal:5000", "10.1.2.3"));
+    RegistryApi insecure = new RegistryApi(Duration.ofSeconds(1), Set.of("registry.internal:5000", "10.1.2.3"), Set.of());
     assertEquals("http", insecure.scheme("127.0.0.1:5000"));
     assertEquals("http", insecure.scheme("127.1.2.3"));
     assertEquals("http", insecure.scheme("localhost:5000"));

@@ -1,5 +1,7 @@
 package dev.slipway.worker.api;
 
+import java.util.List;
+
 /**
  * One step of a job's pipeline, created once by its {@link StageFactory} and reused for every job.
  * Implementations must be safe to call from more than one job thread when the worker is configured
@@ -15,6 +17,17 @@ public interface Stage extends AutoCloseable {
    * @param request the job's request, with defaults applied
    */
   default void validate(JobRequestView request) throws StageException {}
+
+  /**
+   * Where this stage will push the job's image, if it pushes at all: the runtime checks each
+   * target against the caller's allowed push repositories before the job starts. Called after
+   * {@link #validate} accepted the request. A stage that pushes must list every target here.
+   *
+   * @param request the job's request, with defaults applied
+   */
+  default List<PushTarget> pushTargets(JobRequestView request) throws StageException {
+    return List.of();
+  }
 
   /**
    * Runs the stage for one job. Return normally on success; throw a {@link StageException} with a
