@@ -8,6 +8,10 @@ module dev.slipway.worker.testkit {
   requires org.slf4j;
   // The loopback git server for tests runs git http-backend behind the JDK HTTP server.
   requires jdk.httpserver;
+  // TestCertificates builds X.509 certificates with BouncyCastle's PKIX API (its ASN.1 types
+  // live in the provider module, which org.bouncycastle.pkix does not re-export).
+  requires org.bouncycastle.pkix;
+  requires org.bouncycastle.provider;
 
   exports dev.slipway.worker.testkit;
 
@@ -16,5 +20,6 @@ module dev.slipway.worker.testkit {
       dev.slipway.worker.testkit.stages.FailingStageFactory,
       dev.slipway.worker.testkit.stages.PublishingStageFactory,
       dev.slipway.worker.testkit.stages.ConsumingStageFactory,
-      dev.slipway.worker.testkit.stages.SecretLoggingStageFactory;
+      dev.slipway.worker.testkit.stages.SecretLoggingStageFactory,
+      dev.slipway.worker.testkit.stages.PushTargetStageFactory;
 }
