@@ -5,14 +5,12 @@ import dev.slipway.proto.v1.CancelJobResponse;
 import dev.slipway.proto.v1.JobEvent;
 import dev.slipway.proto.v1.JobRequest;
 import dev.slipway.proto.v1.JobResponse;
-import dev.slipway.proto.v1.JobServiceGrpc;
 import dev.slipway.proto.v1.PingRequest;
 import dev.slipway.proto.v1.PingResponse;
 import dev.slipway.proto.v1.StageResult;
-import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -39,9 +37,34 @@ final class ClientCommands {
         description = "The worker to call (default: ${DEFAULT-VALUE})")
     String target;
 
-    ManagedChannel channel() {
-      // A malformed target fails the first call with UNAVAILABLE and a message naming it.
-      return NettyChannelBuilder.forTarget(target).usePlaintext().build();
+    @Option(names = "--tls", description = "Use TLS (implied by --ca-file, --cert-file,"
+        + " --key-file and --server-name); without --ca-file the JDK's trusted authorities")
+    boolean tls;
+
+    @Option(names = "--ca-file", paramLabel = "PEM",
+        description = "Trust the certificate authorities in this PEM file instead of the JDK's")
+    Path caFile;
+
+    @Option(names = "--cert-file", paramLabel = "PEM",
+        description = "Client certificate chain for mutual TLS (with --key-file)")
+    Path certFile;
+
+    @Option(names = "--key-file", paramLabel = "PEM",
+        description = "Private key of --cert-file, unencrypted PKCS#8 (BEGIN PRIVATE KEY)")
+    Path keyFile;
+
+    @Option(names = "--server-name", paramLabel = "NAME",
+        description = "The name the worker's certificate must carry, when it is not the target's"
+            + " host (an IP address, say)")
+    String serverName;
+
+    @Option(names = "--token-file", paramLabel = "FILE",
+        description = "Send the bearer token in this file on every call (needs TLS)")
+    Path tokenFile;
+
+    ClientConnection connect() throws ClientConnection.UsageException {
+      return ClientConnection.open(new ClientConnection.Settings(
+          target, tls, caFile, certFile, keyFile, tokenFile, serverName));
     }
   }
 
@@ -95,10 +118,15 @@ final class ClientCommands {
         request.setGithubToken(token);
       }
       boolean live = !plain && System.console() != null;
-      ManagedChannel channel = target.channel();
+      ClientConnection connection;
       try {
-        Iterator<JobEvent> events =
-            JobServiceGrpc.newBlockingStub(channel).streamJob(request.build());
+        connection = target.connect();
+      } catch (ClientConnection.UsageException e) {
+        err.println("submit: " + e.getMessage());
+        return CommandLine.ExitCode.USAGE;
+      }
+      try (connection) {
+        Iterator<JobEvent> events = connection.jobService().streamJob(request.build());
         JobResponse result = null;
         ProgressPrinter printer = new ProgressPrinter(out, live);
         while (events.hasNext()) {
@@ -118,10 +146,8 @@ final class ClientCommands {
         }
         return printResult(out, result);
       } catch (StatusRuntimeException e) {
-        err.println("submit: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
+        err.println("submit: " + e.getStatus().getCode() + ": " + ClientConnection.describe(e));
         return EXIT_UNREACHABLE;
-      } finally {
-        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
       }
     }
 
@@ -205,9 +231,15 @@ final class ClientCommands {
 
     @Override
     public Integer call() throws InterruptedException {
-      ManagedChannel channel = target.channel();
+      ClientConnection connection;
       try {
-        PingResponse ping = JobServiceGrpc.newBlockingStub(channel)
+        connection = target.connect();
+      } catch (ClientConnection.UsageException e) {
+        spec.commandLine().getErr().println("ping: " + e.getMessage());
+        return CommandLine.ExitCode.USAGE;
+      }
+      try (connection) {
+        PingResponse ping = connection.jobService()
             .withDeadlineAfter(5, TimeUnit.SECONDS).ping(PingRequest.getDefaultInstance());
         spec.commandLine().getOut().println(ping.getWorkerId() + " "
             + ping.getStatus().name().replace("WORKER_STATUS_", "")
@@ -216,10 +248,8 @@ final class ClientCommands {
         return 0;
       } catch (StatusRuntimeException e) {
         spec.commandLine().getErr().println("ping: " + target.target + ": "
-            + e.getStatus().getCode() + " " + e.getStatus().getDescription());
+            + e.getStatus().getCode() + " " + ClientConnection.describe(e));
         return EXIT_UNREACHABLE;
-      } finally {
-        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
       }
     }
   }
@@ -235,9 +265,15 @@ final class ClientCommands {
 
     @Override
     public Integer call() throws InterruptedException {
-      ManagedChannel channel = target.channel();
+      ClientConnection connection;
       try {
-        CancelJobResponse response = JobServiceGrpc.newBlockingStub(channel)
+        connection = target.connect();
+      } catch (ClientConnection.UsageException e) {
+        spec.commandLine().getErr().println("cancel: " + e.getMessage());
+        return CommandLine.ExitCode.USAGE;
+      }
+      try (connection) {
+        CancelJobResponse response = connection.jobService()
             .withDeadlineAfter(30, TimeUnit.SECONDS)
             .cancelJob(CancelJobRequest.newBuilder().setJobId(jobId).build());
         spec.commandLine().getOut().println(response.getMessage());
@@ -245,10 +281,8 @@ final class ClientCommands {
         return response.getCancelled() ? 0 : EXIT_JOB_FAILED;
       } catch (StatusRuntimeException e) {
         spec.commandLine().getErr().println("cancel: " + e.getStatus().getCode() + " "
-            + e.getStatus().getDescription());
+            + ClientConnection.describe(e));
         return EXIT_UNREACHABLE;
-      } finally {
-        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
       }
     }
   }
