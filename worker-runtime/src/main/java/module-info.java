@@ -9,6 +9,7 @@ module dev.slipway.worker.runtime {
   requires io.grpc.stub;
   requires io.grpc.services;
   requires io.grpc.netty.shaded;
+  requires io.grpc.util;
   requires typesafe.config;
   requires org.slf4j;
   requires ch.qos.logback.classic;
@@ -35,6 +36,7 @@ module dev.slipway.worker.runtime {
   exports dev.slipway.worker.runtime.grpc;
   exports dev.slipway.worker.runtime.cli;
   exports dev.slipway.worker.runtime.metrics;
+  exports dev.slipway.worker.runtime.security;
 
   // picocli reads and sets the command classes' annotated fields reflectively.
   opens dev.slipway.worker.runtime.cli to info.picocli;

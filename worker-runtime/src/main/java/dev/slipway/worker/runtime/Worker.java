@@ -6,7 +6,12 @@ import com.typesafe.config.ConfigValueFactory;
 import dev.slipway.proto.v1.RegisterRequest;
 import dev.slipway.worker.runtime.config.ConfigLoader;
 import dev.slipway.worker.runtime.config.ConfigProblems;
+import dev.slipway.worker.runtime.config.SecuritySettings;
 import dev.slipway.worker.runtime.config.StartupException;
+import dev.slipway.worker.runtime.grpc.CallerInterceptor;
+import dev.slipway.worker.runtime.security.AccessPolicy;
+import dev.slipway.worker.runtime.security.CallerRegistry;
+import dev.slipway.worker.runtime.security.TransportSecurity;
 import dev.slipway.worker.runtime.config.WorkerSettings;
 import dev.slipway.worker.runtime.grpc.WorkerServer;
 import dev.slipway.worker.runtime.metrics.WorkerMetrics;
@@ -49,6 +54,9 @@ public final class Worker implements AutoCloseable {
   private final WorkerMetrics metrics;
   private final Function<String, Channel> channels;
   private final Workspaces workspaces;
+  private final CallerRegistry callers;
+  private final TransportSecurity transport = new TransportSecurity();
+  private java.util.concurrent.ScheduledExecutorService insecureWarnings;
   private Workspaces.Lock workspaceLock;
   private WorkerServer server;
   private Registrar registrar;
@@ -56,8 +64,10 @@ public final class Worker implements AutoCloseable {
   private boolean stopped;
 
   private Worker(WorkerSettings settings, Config config, PluginRegistry plugins,
-      Pipeline pipeline, Function<String, Channel> channels, List<String> secrets) {
+      Pipeline pipeline, Function<String, Channel> channels, List<String> secrets,
+      CallerRegistry callers) {
     this.settings = settings;
+    this.callers = callers;
     this.config = config;
     this.plugins = plugins;
     this.pipeline = pipeline;
@@ -130,7 +140,14 @@ public final class Worker implements AutoCloseable {
       settings = null;
     }
     Pipeline pipeline = null;
+    CallerRegistry callers = null;
     if (settings != null) {
+      ConfigProblems security = new ConfigProblems();
+      callers = CallerRegistry.load(settings.security(), security);
+      settings.security().tls().ifPresent(tls -> TransportSecurity.check(tls, security));
+      settings.security().orchestratorTls()
+          .ifPresent(tls -> TransportSecurity.check(tls, security));
+      problems.addAll(security.asList());
       try {
         pipeline = PipelineAssembler.assemble(config, settings, plugins, new RuntimeEnvironment(
             settings.id(), settings.region(), options.home(), options.environment()));
@@ -157,7 +174,7 @@ public final class Worker implements AutoCloseable {
       all.throwIfAny("the worker cannot start");
     }
     return new Worker(settings, config, plugins, pipeline, channels,
-        workerSecrets(config, pipeline, options.environment()));
+        workerSecrets(config, pipeline, options.environment()), callers);
   }
 
   /**
@@ -169,10 +186,26 @@ public final class Worker implements AutoCloseable {
     // Only a serving worker owns the workspace root: check-config must not touch running jobs.
     workspaceLock = workspaces.lock();
     workspaces.removeLeftovers();
-    server = new WorkerServer(settings.bindAddress(), settings.port(), jobs, settings.id());
+    SecuritySettings security = settings.security();
+    Optional<io.grpc.ServerCredentials> credentials;
+    try {
+      credentials = security.tls().isPresent()
+          ? Optional.of(transport.server(security.tls().get())) : Optional.empty();
+    } catch (java.security.GeneralSecurityException e) {
+      throw new StartupException("the worker cannot start",
+          List.of("worker.tls: the certificate files cannot be used: " + e.getMessage()));
+    }
+    server = new WorkerServer(settings.bindAddress(), settings.port(), jobs, settings.id(),
+        credentials, new CallerInterceptor(callers, new AccessPolicy(security.policy()),
+            security.openMethods(), jobs), callers.enabled());
     server.start();
-    LOG.info("worker {} listening on {}:{}, pipeline {}", settings.id(), settings.bindAddress(),
-        server.port(), pipeline.ids());
+    LOG.info("worker {} listening on {}:{} ({}{}), pipeline {}", settings.id(),
+        settings.bindAddress(), server.port(),
+        security.tls().isEmpty() ? "plaintext"
+            : security.tls().get().clientCaFile().isPresent() ? "mutual TLS" : "TLS",
+        callers.enabled() ? ", " + security.callers().size() + " caller(s)"
+            : ", no caller authentication", pipeline.ids());
+    warnIfExposed(security);
     if (settings.metrics().enabled()) {
       metrics.serve(settings.metrics().bindAddress(), settings.metrics().port());
       LOG.info("metrics on http://{}:{}/metrics", settings.metrics().bindAddress(),
@@ -187,8 +220,7 @@ public final class Worker implements AutoCloseable {
     }
     Channel channel;
     if (channels == null) {
-      ownChannel = Grpc.newChannelBuilder(address.get(), InsecureChannelCredentials.create())
-          .build();
+      ownChannel = orchestratorChannel(address.get(), security);
       channel = ownChannel;
     } else {
       channel = channels.apply(address.get());
@@ -205,6 +237,58 @@ public final class Worker implements AutoCloseable {
         settings.orchestrator().maxBackoff(), settings.orchestrator().callTimeout());
     registrar.start();
   }
+
+  private ManagedChannel orchestratorChannel(String address, SecuritySettings security)
+      throws IOException, StartupException {
+    if (security.orchestratorTls().isEmpty()) {
+      return Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+    }
+    SecuritySettings.ClientTls tls = security.orchestratorTls().get();
+    try {
+      var builder = Grpc.newChannelBuilder(address, transport.client(tls));
+      tls.serverName().ifPresent(builder::overrideAuthority);
+      return builder.build();
+    } catch (java.security.GeneralSecurityException e) {
+      throw new StartupException("the worker cannot start",
+          List.of("worker.orchestrator.tls: the files cannot be used: " + e.getMessage()));
+    }
+  }
+
+  /**
+   * A worker that other hosts can reach without TLS, or without caller authentication, says so
+   * at start-up; one that has neither (worker.insecure) says so every 10 minutes too.
+   */
+  private void warnIfExposed(SecuritySettings security) {
+    if (SecuritySettings.isLoopback(settings.bindAddress())) {
+      return;
+    }
+    if (security.tls().isEmpty() && security.authenticates()) {
+      LOG.warn("worker.tls is not set: callers' bearer tokens, git tokens and build logs cross"
+          + " the network in plain text; set worker.tls.cert-file and key-file");
+    } else if (security.tls().isPresent() && !security.authenticates()) {
+      LOG.warn("worker.callers is empty: every client that completes the TLS handshake may run"
+          + " jobs with the worker's credentials{}",
+          security.tls().get().clientCaFile().isPresent() ? "" : " (and without"
+              + " worker.tls.client-ca-file that is anyone who can reach the port)");
+    }
+    if (security.tls().isEmpty() && !security.authenticates()) {
+      Runnable warning = () -> LOG.warn("INSECURE: worker.insecure = true and the worker serves"
+          + " {}:{} in plaintext without caller authentication: anyone who reaches the port can"
+          + " run jobs with the worker's credentials and read their tokens; set worker.tls and"
+          + " worker.callers", settings.bindAddress(), server.port());
+      insecureWarnings = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "insecure-warning");
+        t.setDaemon(true);
+        return t;
+      });
+      insecureWarnings.scheduleAtFixedRate(warning, 0, INSECURE_WARNING_PERIOD.toSeconds(),
+          TimeUnit.SECONDS);
+    }
+  }
+
+  /** How often a worker running with worker.insecure = true says so. */
+  private static final java.time.Duration INSECURE_WARNING_PERIOD =
+      java.time.Duration.ofMinutes(10);
 
   /** The worker's version: its module's version, as built. */
   public static String version() {
@@ -228,6 +312,10 @@ public final class Worker implements AutoCloseable {
     jobs.close();
     pipeline.close();
     metrics.close();
+    transport.close();
+    if (insecureWarnings != null) {
+      insecureWarnings.shutdownNow();
+    }
     if (workspaceLock != null) {
       workspaceLock.close();
     }

@@ -59,7 +59,7 @@ class MetricsTest {
     stub.runJob(TestWorkers.request().build());
 
     String text = scrape();
-    assertEquals(2, value(text, "slipway_jobs_total{outcome=\"succeeded\"}"));
+    assertEquals(2, value(text, "slipway_jobs_total{caller=\"anonymous\",outcome=\"succeeded\"}"));
     assertEquals(2, value(text, "slipway_job_duration_seconds_count{outcome=\"succeeded\"}"));
     assertEquals(2, value(text,
         "slipway_stage_duration_seconds_count{result=\"ok\",stage=\"test-block\"}"));
@@ -82,7 +82,7 @@ class MetricsTest {
     assertEquals(1, value(text, "slipway_jobs_running"));
     running.cancel(true);
     TestWorkers.awaitStatus(channel, WorkerStatus.WORKER_STATUS_FREE, Duration.ofSeconds(2));
-    assertEquals(1, value(scrape(), "slipway_jobs_total{outcome=\"cancelled\"}"));
+    assertEquals(1, value(scrape(), "slipway_jobs_total{caller=\"anonymous\",outcome=\"cancelled\"}"));
   }
 
   @Test

@@ -111,10 +111,18 @@ class StartupTest {
   void workerIdIsGeneratedAndTheDefaultsMatchTheOriginalWorker() throws Exception {
     Path conf = dir.resolve("minimal.conf");
     Files.writeString(conf, "worker.pipeline = [test-publish]\n");
+    // Secure by default: the default bind address serves other hosts, so without TLS or
+    // callers the worker does not start.
+    StartupException refused = assertThrows(StartupException.class, () -> Worker.prepare(
+        new WorkerOptions(Optional.of(conf), dir, Environment.of(Map.of()), new Properties(),
+            dir)));
+    assertTrue(refused.getMessage().contains("worker.insecure = true"), refused.getMessage());
+    Files.writeString(conf, "worker.pipeline = [test-publish]\nworker.insecure = true\n");
     Worker worker = Worker.prepare(new WorkerOptions(Optional.of(conf), dir,
         Environment.of(Map.of()), new Properties(), dir));
     try {
       assertTrue(worker.settings().id().startsWith("worker-"), worker.settings().id());
+      assertEquals("0.0.0.0", worker.settings().bindAddress());
       assertEquals(50052, worker.settings().port());
       assertEquals(dir.resolve("tmp/repos"), worker.settings().workspaceRoot());
       assertEquals(1, worker.settings().maxConcurrentJobs());

@@ -78,9 +78,19 @@ final class TestWorkers {
   /** Waits until Ping says {@code status}; returns how long that took. */
   static Duration awaitStatus(Channel channel, WorkerStatus status, Duration timeout)
       throws InterruptedException {
+    return awaitStatus(channel, status, timeout, null);
+  }
+
+  /** As {@link #awaitStatus(Channel, WorkerStatus, Duration)}, pinging with a bearer token. */
+  static Duration awaitStatus(Channel channel, WorkerStatus status, Duration timeout,
+      String token) throws InterruptedException {
     long start = System.nanoTime();
     while (System.nanoTime() - start < timeout.toNanos()) {
-      if (ping(channel).getStatus() == status) {
+      var stub = JobServiceGrpc.newBlockingStub(channel).withDeadlineAfter(2, TimeUnit.SECONDS);
+      if (token != null) {
+        stub = stub.withCallCredentials(TlsClients.bearer(token));
+      }
+      if (stub.ping(PingRequest.getDefaultInstance()).getStatus() == status) {
         return Duration.ofNanos(System.nanoTime() - start);
       }
       Thread.sleep(10);

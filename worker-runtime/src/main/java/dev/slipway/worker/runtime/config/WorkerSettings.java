@@ -41,6 +41,7 @@ import java.util.regex.Pattern;
  * @param logFormat {@code text} or {@code json}
  * @param logLevel the root log level
  * @param metrics where Prometheus metrics are served, if at all
+ * @param security TLS, callers and their scopes, the worker-wide policy
  */
 public record WorkerSettings(
     String id,
@@ -57,7 +58,8 @@ public record WorkerSettings(
     List<String> pipeline,
     String logFormat,
     String logLevel,
-    Metrics metrics) {
+    Metrics metrics,
+    SecuritySettings security) {
 
   /**
    * Metrics settings.
@@ -193,6 +195,9 @@ public record WorkerSettings(
       problems.add("worker.metrics.port: " + metricsPort + " is also worker.port; use another");
     }
 
+    SecuritySettings security =
+        SecuritySettings.from(config, workingDirectory, bindAddress, problems);
+
     problems.throwIfAny("invalid worker configuration");
     return new WorkerSettings(
         id,
@@ -213,7 +218,8 @@ public record WorkerSettings(
         List.copyOf(pipeline),
         format,
         level,
-        new Metrics(metricsEnabled, metricsBind, metricsPort));
+        new Metrics(metricsEnabled, metricsBind, metricsPort),
+        security);
   }
 
   private static Map<String, String> readLabels(Config config, ConfigProblems problems) {
@@ -252,7 +258,10 @@ public record WorkerSettings(
     }
   }
 
-  /** The runtime's own keys under {@code worker}: stage blocks and labels are free-form. */
+  /**
+   * The runtime's own keys under {@code worker}: stage blocks and labels are free-form, and each
+   * caller's keys are checked by {@link SecuritySettings}.
+   */
   private static Config settingsOf(Config config) {
     return config.getConfig("worker").withoutPath("stages").withoutPath("labels");
   }

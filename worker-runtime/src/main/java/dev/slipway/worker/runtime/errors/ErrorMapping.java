@@ -51,6 +51,21 @@ public final class ErrorMapping {
     return Status.INVALID_ARGUMENT.withDescription(message);
   }
 
+  /** A call without credentials, or with credentials that belong to no caller. */
+  public static Status unauthenticated(String message) {
+    return Status.UNAUTHENTICATED.withDescription(message);
+  }
+
+  /** A known caller asking for something outside its scopes; the message names the rule. */
+  public static Status permissionDenied(String message) {
+    return Status.PERMISSION_DENIED.withDescription(message);
+  }
+
+  /** A job that does not exist, or that the caller may not see: the two look the same. */
+  public static Status notFound(String message) {
+    return Status.NOT_FOUND.withDescription(message);
+  }
+
   /** A failure inside the worker; the detail is in the worker's log, not in the status. */
   public static Status internal(String message) {
     return Status.INTERNAL.withDescription(message);

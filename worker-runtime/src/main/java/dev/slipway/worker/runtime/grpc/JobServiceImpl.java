@@ -20,6 +20,7 @@ import dev.slipway.worker.runtime.job.JobOutcome;
 import dev.slipway.worker.runtime.job.JobResult;
 import dev.slipway.worker.runtime.errors.RejectedJobException;
 import dev.slipway.worker.runtime.job.StageOutcome;
+import dev.slipway.worker.runtime.security.Caller;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.Optional;
@@ -40,10 +41,16 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
 
   private final JobManager jobs;
   private final String workerId;
+  private final boolean authenticates;
 
-  public JobServiceImpl(JobManager jobs, String workerId) {
+  /**
+   * @param authenticates whether callers are told apart ({@code worker.callers}); then a job
+   *     another caller started looks, to everyone but admins, as if it did not exist
+   */
+  public JobServiceImpl(JobManager jobs, String workerId, boolean authenticates) {
     this.jobs = jobs;
     this.workerId = workerId;
+    this.authenticates = authenticates;
   }
 
   @Override
@@ -82,7 +89,8 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     });
     JobHandle handle;
     try {
-      handle = jobs.submit(ProtoMapping.toView(request), listener);
+      handle = jobs.submit(ProtoMapping.toView(request), listener,
+          CallerInterceptor.CALLER.get().name());
     } catch (RejectedJobException e) {
       LOG.info("job refused: {}", e.getMessage());
       call.onError(ErrorMapping.status(e).asRuntimeException());
@@ -103,15 +111,25 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
           "job_id is required: the id of the job to cancel").asRuntimeException());
       return;
     }
+    Caller caller = CallerInterceptor.CALLER.get();
     Optional<JobHandle> handle = jobs.find(id);
-    if (handle.isEmpty()) {
+    boolean visible = handle.isPresent()
+        && jobs.ownerOf(id).map(caller::mayAccessJobOf).orElse(false);
+    if (!visible) {
+      String message = "no job '" + id + "' is running on worker " + workerId
+          + (authenticates ? " for caller '" + caller.name() + "'" : "");
+      if (authenticates) {
+        // Unknown and another caller's job get the same answer: nothing to learn from it.
+        observer.onError(ErrorMapping.notFound(message).asRuntimeException());
+        return;
+      }
       observer.onNext(CancelJobResponse.newBuilder().setCancelled(false)
-          .setMessage("no job '" + id + "' is running on worker " + workerId + "; running: "
-              + jobs.runningJobIds())
+          .setMessage(message + "; running: " + jobs.runningJobIds())
           .build());
       observer.onCompleted();
       return;
     }
+    LOG.info("caller '{}' cancels job {}", caller.name(), id);
     boolean ours = jobs.cancel(id);
     // Answer once the job has stopped, so the caller knows the worker is free again; without
     // holding a server thread meanwhile (Ping and health must stay responsive).
@@ -142,7 +160,9 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
           case BUSY -> WorkerStatus.WORKER_STATUS_BUSY;
           case DRAINING -> WorkerStatus.WORKER_STATUS_DRAINING;
         });
-    jobs.currentJobId().ifPresent(response::setCurrentJobId);
+    // Only the job's owner and admins learn its id.
+    Caller caller = CallerInterceptor.CALLER.get();
+    jobs.currentJobId(caller::mayAccessJobOf).ifPresent(response::setCurrentJobId);
     observer.onNext(response.build());
     observer.onCompleted();
   }

@@ -3,6 +3,8 @@ package dev.slipway.worker.runtime.grpc;
 import dev.slipway.proto.v1.JobServiceGrpc;
 import dev.slipway.worker.runtime.job.JobManager;
 import io.grpc.Server;
+import io.grpc.ServerCredentials;
+import io.grpc.ServerInterceptor;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -10,6 +12,7 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -30,7 +33,13 @@ public final class WorkerServer {
   private final ExecutorService executor;
   private final Server server;
 
-  public WorkerServer(String bindAddress, int port, JobManager jobs, String workerId) {
+  /**
+   * @param credentials TLS for every service, or empty for plaintext
+   * @param gate checks every call's caller and scopes before any service sees it
+   * @param authenticates whether callers are told apart ({@code worker.callers})
+   */
+  public WorkerServer(String bindAddress, int port, JobManager jobs, String workerId,
+      Optional<ServerCredentials> credentials, ServerInterceptor gate, boolean authenticates) {
     this.jobs = jobs;
     AtomicInteger n = new AtomicInteger();
     // RunJob and StreamJob return at once, so a small bounded pool serves any number of calls.
@@ -39,9 +48,16 @@ public final class WorkerServer {
       t.setDaemon(true);
       return t;
     });
-    this.server = NettyServerBuilder.forAddress(new InetSocketAddress(bindAddress, port))
+    InetSocketAddress address = new InetSocketAddress(bindAddress, port);
+    NettyServerBuilder builder = credentials.isPresent()
+        ? NettyServerBuilder.forAddress(address, credentials.get())
+        : NettyServerBuilder.forAddress(address);
+    this.server = builder
         .executor(executor)
-        .addService(new JobServiceImpl(jobs, workerId))
+        // Health and reflection too: with TLS on, nothing is served in plaintext, and the gate
+        // sees every call (health is open by worker.open-methods, not by being left out).
+        .intercept(gate)
+        .addService(new JobServiceImpl(jobs, workerId, authenticates))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .build();

@@ -41,8 +41,11 @@ final class ExecutionContext implements JobContext {
    * @param cancelActions runs the stages' cancel actions, so that they never hold up the thread
    *     that cancels (a gRPC server thread, the timeout timer)
    */
+  private final String caller;
+
   ExecutionContext(JobRequestView request, Path workspace, SecretMasker masker,
-      JobListener listener, Executor cancelActions) {
+      JobListener listener, Executor cancelActions, String caller) {
+    this.caller = caller;
     this.request = request;
     this.workspace = workspace;
     this.masker = masker;
@@ -139,6 +142,7 @@ final class ExecutionContext implements JobContext {
     // every line still carries the job and the stage.
     Map<String, String> previous = MDC.getCopyOfContextMap();
     MDC.put(Logging.JOB_ID, request.jobId());
+    MDC.put(Logging.CALLER, caller);
     MDC.put(Logging.STAGE, stage);
     try {
       JOB_LOG.info("{}", line);

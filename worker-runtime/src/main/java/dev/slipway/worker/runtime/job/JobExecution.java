@@ -41,6 +41,7 @@ final class JobExecution implements Runnable {
   private final Consumer<JobExecution> release;
   private final Executor cancelActions;
   private final SecretMasker masker;
+  private final String owner;
   final CompletableFuture<JobResult> result = new CompletableFuture<>();
 
   private final Object lock = new Object();
@@ -55,7 +56,8 @@ final class JobExecution implements Runnable {
 
   JobExecution(JobRequestView request, List<PipelineStage> stages, Workspaces workspaces,
       Duration jobTimeout, ScheduledExecutorService timer, JobListener listener,
-      Consumer<JobExecution> release, Executor cancelActions, SecretMasker masker) {
+      Consumer<JobExecution> release, Executor cancelActions, SecretMasker masker,
+      String owner) {
     this.request = request;
     this.stages = stages;
     this.workspaces = workspaces;
@@ -65,10 +67,16 @@ final class JobExecution implements Runnable {
     this.release = release;
     this.cancelActions = cancelActions;
     this.masker = masker;
+    this.owner = owner;
   }
 
   String jobId() {
     return request.jobId();
+  }
+
+  /** The name of the caller that started the job. */
+  String owner() {
+    return owner;
   }
 
   SecretMasker masker() {
@@ -113,6 +121,7 @@ final class JobExecution implements Runnable {
       thread = Thread.currentThread();
     }
     MDC.put(Logging.JOB_ID, request.jobId());
+    MDC.put(Logging.CALLER, owner);
     LogMasking.register(masker);
     long started = System.nanoTime();
     List<StageOutcome> outcomes = new ArrayList<>();
@@ -132,7 +141,7 @@ final class JobExecution implements Runnable {
           request.branch().isEmpty() ? "default branch" : request.branch(), request.imageName());
       workspace = workspaces.create(request.jobId());
       ExecutionContext ctx =
-          new ExecutionContext(request, workspace, masker, listener, cancelActions);
+          new ExecutionContext(request, workspace, masker, listener, cancelActions, owner);
       boolean alreadyStopped;
       synchronized (lock) {
         context = ctx;
@@ -202,7 +211,8 @@ final class JobExecution implements Runnable {
           value(StageKeys.IMAGE_DIGEST),
           value(StageKeys.COMMIT_SHA),
           List.copyOf(outcomes),
-          Duration.ofNanos(System.nanoTime() - started));
+          Duration.ofNanos(System.nanoTime() - started),
+          owner);
       LOG.info("job finished: {} in {} ms{}", outcome, jobResult.duration().toMillis(),
           code == null ? "" : " (" + code + ")");
       LogMasking.unregister(masker);

@@ -1,6 +1,7 @@
 package dev.slipway.worker.runtime.job;
 
 import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.PushTarget;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.runtime.errors.ErrorMapping;
@@ -40,6 +41,9 @@ public final class JobManager implements AutoCloseable {
     DRAINING
   }
 
+  /** The owner of every job on a worker without {@code worker.callers}. */
+  public static final String ANONYMOUS = "anonymous";
+
   private final Pipeline pipeline;
   private final Workspaces workspaces;
   private final int maxConcurrentJobs;
@@ -73,34 +77,45 @@ public final class JobManager implements AutoCloseable {
     this.workerSecrets = List.copyOf(workerSecrets);
   }
 
+  /** Starts a job for the one trusted caller of a worker without {@code worker.callers}. */
+  public JobHandle submit(JobRequestView request, JobListener listener)
+      throws RejectedJobException {
+    return submit(request, listener, ANONYMOUS);
+  }
+
   /**
    * Starts a job, or refuses it at once.
    *
    * @param request the request; an empty job id is replaced by a generated one
    * @param listener receives this job's events
+   * @param owner the name of the caller that starts it: only it (and admins) may act on the job
    */
-  public JobHandle submit(JobRequestView request, JobListener listener)
+  public JobHandle submit(JobRequestView request, JobListener listener, String owner)
       throws RejectedJobException {
-    JobRequestView withId = request.jobId().isEmpty() ? withJobId(request) : request;
-    RequestValidator.validate(withId);
-    validateByStages(withId);
+    JobRequestView withId = withJobId(request);
+    validate(withId);
     JobExecution execution;
     synchronized (this) {
       if (draining) {
         throw new RejectedJobException(Reason.DRAINING, "worker " + workerId
             + " is shutting down and takes no new jobs; send the job to another worker");
       }
-      if (running.containsKey(withId.jobId())) {
+      JobExecution same = running.get(withId.jobId());
+      if (same != null) {
+        // Another caller's job is not named: the id was the caller's own choice, not news.
         throw new RejectedJobException(Reason.DUPLICATE_JOB_ID, "job " + withId.jobId()
             + " is already running on worker " + workerId + "; use a new job_id");
       }
       if (running.size() >= maxConcurrentJobs) {
-        throw new RejectedJobException(Reason.BUSY, "worker " + workerId + " is busy with job "
-            + String.join(", ", running.keySet()) + " (worker.max-concurrent-jobs = "
-            + maxConcurrentJobs + "); retry later or send the job to another worker");
+        List<String> own = running.values().stream().filter(e -> e.owner().equals(owner))
+            .map(JobExecution::jobId).toList();
+        throw new RejectedJobException(Reason.BUSY, "worker " + workerId + " is busy: all "
+            + maxConcurrentJobs + " job slot(s) are taken (worker.max-concurrent-jobs)"
+            + (own.isEmpty() ? "" : ", by your job(s) " + String.join(", ", own))
+            + "; retry later or send the job to another worker");
       }
       execution = new JobExecution(withId, pipeline.stages(), workspaces, jobTimeout, timer,
-          new Both(observer, listener), this::release, cancelActions, masker(withId));
+          new Both(observer, listener), this::release, cancelActions, masker(withId), owner);
       running.put(withId.jobId(), execution);
     }
     try {
@@ -110,6 +125,38 @@ public final class JobManager implements AutoCloseable {
       throw e;
     }
     return new JobHandle(withId.jobId(), execution.result);
+  }
+
+  /**
+   * The runtime's and every stage's checks of a request, without starting anything; {@link
+   * #submit} makes them again.
+   *
+   * @return the request with its job id, generated when it had none
+   */
+  public JobRequestView validate(JobRequestView request) throws RejectedJobException {
+    JobRequestView withId = withJobId(request);
+    RequestValidator.validate(withId);
+    validateByStages(withId);
+    return withId;
+  }
+
+  /** Where the pipeline's stages would push the request's image; call after {@link #validate}. */
+  public List<PushTarget> pushTargets(JobRequestView request) throws RejectedJobException {
+    List<PushTarget> targets = new ArrayList<>();
+    for (PipelineStage stage : pipeline.stages()) {
+      try {
+        targets.addAll(stage.stage().pushTargets(request));
+      } catch (StageException e) {
+        throw new RejectedJobException(Reason.INVALID_REQUEST,
+            masker(request).mask(e.getMessage()) + " (" + e.code() + ")");
+      } catch (RuntimeException e) {
+        LOG.error("stage '{}' failed while naming where it pushes: {}", stage.id(),
+            masker(request).mask(e.toString()));
+        throw new RejectedJobException(Reason.INTERNAL, "stage '" + stage.id()
+            + "' failed while checking the request; see the worker's log");
+      }
+    }
+    return targets;
   }
 
   private void validateByStages(JobRequestView request) throws RejectedJobException {
@@ -138,6 +185,10 @@ public final class JobManager implements AutoCloseable {
   }
 
   private static JobRequestView withJobId(JobRequestView r) {
+    if (!r.jobId().isEmpty()) {
+      return r;
+    }
+    // 122 random bits: a job id cannot be guessed, so it cannot be aimed at.
     return new JobRequestView(UUID.randomUUID().toString(), r.repoUrl(), r.branch(), r.token(),
         r.imageName(), r.dockerfilePath(), r.contextDir(), r.buildArgs());
   }
@@ -172,6 +223,11 @@ public final class JobManager implements AutoCloseable {
     return Optional.ofNullable(running.get(jobId)).map(e -> new JobHandle(jobId, e.result));
   }
 
+  /** The name of the caller that started the running job with that id, if any. */
+  public synchronized Optional<String> ownerOf(String jobId) {
+    return Optional.ofNullable(running.get(jobId)).map(JobExecution::owner);
+  }
+
   /** Cancels every running job. */
   public void cancelAll() {
     for (String id : runningJobIds()) {
@@ -192,6 +248,12 @@ public final class JobManager implements AutoCloseable {
 
   public synchronized Optional<String> currentJobId() {
     return running.keySet().stream().findFirst();
+  }
+
+  /** The first running job whose owner passes {@code visible}, if any. */
+  public synchronized Optional<String> currentJobId(java.util.function.Predicate<String> visible) {
+    return running.values().stream().filter(e -> visible.test(e.owner()))
+        .map(JobExecution::jobId).findFirst();
   }
 
   /** From now on every new job is refused with {@link Reason#DRAINING}. */

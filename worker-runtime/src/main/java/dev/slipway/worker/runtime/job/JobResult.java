@@ -17,6 +17,7 @@ import java.util.Optional;
  * @param commitSha the built commit, if a stage published one
  * @param stages each stage that ran, in order
  * @param duration the job's wall time
+ * @param caller the name of the caller that started it
  */
 public record JobResult(
     String jobId,
@@ -28,7 +29,8 @@ public record JobResult(
     Optional<String> imageDigest,
     Optional<String> commitSha,
     List<StageOutcome> stages,
-    Duration duration) {
+    Duration duration,
+    String caller) {
 
   public boolean success() {
     return outcome == JobOutcome.SUCCEEDED;

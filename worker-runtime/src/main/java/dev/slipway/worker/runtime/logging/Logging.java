@@ -24,10 +24,13 @@ public final class Logging {
   public static final String JOB_ID = "job_id";
   /** MDC key carrying the running stage's id. */
   public static final String STAGE = "stage";
+  /** MDC key carrying the name of the caller that started the job: who ran what. */
+  public static final String CALLER = "caller";
 
   private static final String TEXT_PATTERN =
       "%d{yyyy-MM-dd'T'HH:mm:ss.SSSXXX} %-5level [%thread] %logger{24}"
-          + "%replace( job=%X{job_id}){' job=$', ''}%replace( stage=%X{stage}){' stage=$', ''}"
+          + "%replace( job=%X{job_id}){' job=$', ''}%replace( caller=%X{caller}){' caller=$', ''}"
+          + "%replace( stage=%X{stage}){' stage=$', ''}"
           + " - %msg%n%ex";
 
   private Logging() {}

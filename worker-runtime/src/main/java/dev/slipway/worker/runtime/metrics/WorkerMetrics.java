@@ -42,7 +42,7 @@ public final class WorkerMetrics implements JobListener, AutoCloseable {
       IntSupplier running, Supplier<Optional<Registrar.State>> registration,
       IntSupplier plugins) {
     jobs = Counter.builder().name("slipway_jobs")
-        .help("Jobs that ended, by outcome").labelNames("outcome").register(registry);
+        .help("Jobs that ended, by outcome and caller").labelNames("outcome", "caller").register(registry);
     jobDuration = Histogram.builder().name("slipway_job_duration_seconds")
         .help("Wall time of jobs, by outcome").labelNames("outcome")
         .classicOnly().classicUpperBounds(DURATION_BOUNDS).register(registry);
@@ -98,7 +98,7 @@ public final class WorkerMetrics implements JobListener, AutoCloseable {
   @Override
   public void jobFinished(JobResult result) {
     String outcome = result.outcome().name().toLowerCase(Locale.ROOT);
-    jobs.labelValues(outcome).inc();
+    jobs.labelValues(outcome, result.caller()).inc();
     jobDuration.labelValues(outcome).observe(result.duration().toNanos() / 1e9);
   }
 

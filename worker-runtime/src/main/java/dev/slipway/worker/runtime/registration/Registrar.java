@@ -89,8 +89,9 @@ public final class Registrar implements AutoCloseable {
       }
       why = "the orchestrator refused: " + response.getMessage();
     } catch (StatusRuntimeException e) {
-      why = "the orchestrator cannot be reached: " + e.getStatus().getCode()
-          + (e.getStatus().getDescription() == null ? "" : " " + e.getStatus().getDescription());
+      why = tlsFailure(e).orElseGet(() -> "the orchestrator cannot be reached: "
+          + e.getStatus().getCode()
+          + (e.getStatus().getDescription() == null ? "" : " " + e.getStatus().getDescription()));
     } catch (RuntimeException e) {
       why = "registration failed: " + e;
     }
@@ -104,6 +105,20 @@ public final class Registrar implements AutoCloseable {
         // Closed meanwhile.
       }
     }
+  }
+
+  /** What a failed TLS handshake says, with what to check; empty for other failures. */
+  private static java.util.Optional<String> tlsFailure(StatusRuntimeException e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof javax.net.ssl.SSLException) {
+        return java.util.Optional.of("TLS handshake with the orchestrator failed: "
+            + t.getMessage() + "; check that worker.orchestrator.tls.ca-file holds the CA of the"
+            + " orchestrator's certificate, that the certificate names the host of"
+            + " worker.orchestrator.address (or worker.orchestrator.tls.server-name), and, if it"
+            + " requires mutual TLS, that cert-file and key-file are set");
+      }
+    }
+    return java.util.Optional.empty();
   }
 
   /**
