@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end, on this machine: builds Slipway if needed, starts a Docker engine and
 # a registry on 127.0.0.1 (scripts/test-services.sh), serves a sample repository over smart HTTP
-# with a token, starts a worker from dist/target/slipway-worker, submits a job with
-# `bin/worker submit`, then pulls the pushed image back by its digest and runs it.
+# with a token, starts a worker from dist/target/slipway-worker over TLS with two callers, submits
+# a job with `bin/worker submit` as one caller, shows the other refused for a repository outside its
+# scope, then pulls the pushed image back by its digest and runs it.
 # Everything it started is stopped at the end. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,7 +71,21 @@ done
 GIT_PORT=$(cat "$WORK/git.port")
 echo "git server: http://127.0.0.1:$GIT_PORT/hello.git (user x-access-token, token in \$GIT_DEMO_TOKEN)"
 
-say "4. A worker from the distribution: pipeline git -> buildkit -> docker-push"
+say "4. TLS and two callers: 'ci' may push demo/*, 'intern' only sandbox/*"
+# A CA and the worker's certificate (EC P-256, PKCS#8 key, SAN 127.0.0.1), and one bearer token
+# per caller, in files only root can read. Nothing of it outlives the demo.
+mkdir -m 700 "$WORK/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=demo CA" \
+  -keyout "$WORK/tls/ca.key" -out "$WORK/tls/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=slipway demo worker" \
+  -keyout "$WORK/tls/worker.key" -out "$WORK/tls/worker.csr" 2>/dev/null
+openssl x509 -req -in "$WORK/tls/worker.csr" -CA "$WORK/tls/ca.pem" -CAkey "$WORK/tls/ca.key" \
+  -CAcreateserial -days 1 -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') \
+  -out "$WORK/tls/worker.pem" 2>/dev/null
+(umask 077; openssl rand -hex 32 > "$WORK/tls/ci.token"; openssl rand -hex 32 > "$WORK/tls/intern.token")
+echo "CA $WORK/tls/ca.pem; tokens $WORK/tls/ci.token and $WORK/tls/intern.token"
+
+say "5. A worker from the distribution over TLS: pipeline git -> buildkit -> docker-push"
 export REGISTRY_PASSWORD="$SLIPWAY_REGISTRY_PASSWORD"
 cat > "$WORK/worker.conf" <<CONF
 worker {
@@ -78,6 +93,15 @@ worker {
   port = 0
   workspace-root = "$WORK/workspaces"
   pipeline = [git, buildkit, docker-push]
+  tls { cert-file = "$WORK/tls/worker.pem", key-file = "$WORK/tls/worker.key" }
+  callers = [
+    { name = ci, token-file = "$WORK/tls/ci.token",
+      allowed-repositories = ["http://127.0.0.1:*/hello"],
+      allowed-push-repositories = ["$SLIPWAY_REGISTRY/demo/*"] }
+    { name = intern, token-file = "$WORK/tls/intern.token",
+      allowed-repositories = ["http://127.0.0.1:*/hello"],
+      allowed-push-repositories = ["$SLIPWAY_REGISTRY/sandbox/*"] }
+  ]
   stages {
     git.allowed-schemes = [http]          # the demo's git server is plain HTTP on loopback
     buildkit.docker-host = "$DOCKER_HOST"
@@ -101,16 +125,30 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [[ -n "$WORKER_PORT" ]] || { cat "$WORK/worker.log"; echo "the worker did not start" >&2; exit 1; }
-"$IMAGE_DIR/bin/worker" ping --target "127.0.0.1:$WORKER_PORT"
+grep -m1 'listening on' "$WORK/worker.log" | sed 's/^.* - //'
+as_ci=(--target "127.0.0.1:$WORKER_PORT" --ca-file "$WORK/tls/ca.pem" --token-file "$WORK/tls/ci.token")
+as_intern=(--target "127.0.0.1:$WORKER_PORT" --ca-file "$WORK/tls/ca.pem" --token-file "$WORK/tls/intern.token")
+"$IMAGE_DIR/bin/worker" ping "${as_ci[@]}"
 
-say "5. Submit the job"
-"$IMAGE_DIR/bin/worker" submit --target "127.0.0.1:$WORKER_PORT" \
+say "6. 'intern' asks to push demo/hello, outside its scope: refused before anything is cloned"
+set +e
+"$IMAGE_DIR/bin/worker" submit "${as_intern[@]}" \
+  --repo "http://127.0.0.1:$GIT_PORT/hello.git" --token-env GIT_DEMO_TOKEN --image demo/hello:1.0 \
+  > "$WORK/refused.out" 2>&1
+refused=$?
+set -e
+cat "$WORK/refused.out"
+[[ $refused == 3 ]] && grep -q PERMISSION_DENIED "$WORK/refused.out" \
+  || { echo "expected PERMISSION_DENIED (exit 3), got exit $refused" >&2; exit 1; }
+
+say "7. 'ci' submits the job over TLS"
+"$IMAGE_DIR/bin/worker" submit "${as_ci[@]}" \
   --repo "http://127.0.0.1:$GIT_PORT/hello.git" --token-env GIT_DEMO_TOKEN \
   --image demo/hello:1.0 --build-arg GREETING=Hi | tee "$WORK/submit.out"
 DIGEST=$(grep -oE '^digest: +sha256:[0-9a-f]{64}' "$WORK/submit.out" | awk '{print $2}')
 URI=$(grep -oE '^image: +[^ ]+' "$WORK/submit.out" | awk '{print $2}')
 
-say "6. Pull the pushed image back by its digest and run it"
+say "8. Pull the pushed image back by its digest and run it"
 REPO="${URI%:*}"
 export DOCKER_CONFIG="$WORK/docker-config"   # the login stays in the demo's temp folder
 printf '%s' "$SLIPWAY_REGISTRY_PASSWORD" | \
