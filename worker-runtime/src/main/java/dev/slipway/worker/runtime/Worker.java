@@ -197,7 +197,8 @@ public final class Worker implements AutoCloseable {
     }
     server = new WorkerServer(settings.bindAddress(), settings.port(), jobs, settings.id(),
         credentials, new CallerInterceptor(callers, new AccessPolicy(security.policy()),
-            security.openMethods(), jobs), callers.enabled());
+            security.openMethods(), jobs), callers.enabled(),
+        settings.health().map(h -> new java.net.InetSocketAddress(h.bindAddress(), h.port())));
     server.start();
     LOG.info("worker {} listening on {}:{} ({}{}), pipeline {}", settings.id(),
         settings.bindAddress(), server.port(),
@@ -205,6 +206,8 @@ public final class Worker implements AutoCloseable {
             : security.tls().get().clientCaFile().isPresent() ? "mutual TLS" : "TLS",
         callers.enabled() ? ", " + security.callers().size() + " caller(s)"
             : ", no caller authentication", pipeline.ids());
+    server.healthPort().ifPresent(p -> LOG.info("health (only) in plaintext on {}:{}",
+        settings.health().orElseThrow().bindAddress(), p));
     warnIfExposed(security);
     if (settings.metrics().enabled()) {
       metrics.serve(settings.metrics().bindAddress(), settings.metrics().port());
@@ -341,6 +344,11 @@ public final class Worker implements AutoCloseable {
 
   public int port() {
     return server.port();
+  }
+
+  /** The port of the plaintext health-only listener, when {@code worker.health} enables it. */
+  public Optional<Integer> healthPort() {
+    return server.healthPort();
   }
 
   public WorkerSettings settings() {

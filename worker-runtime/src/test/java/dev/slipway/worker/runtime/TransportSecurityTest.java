@@ -135,6 +135,31 @@ class TransportSecurityTest {
   }
 
   @Test
+  void theHealthOnlyListenerServesHealthInPlaintextAndNothingElse() throws Exception {
+    TestCertificates.Authority clientCa = TestCertificates.newAuthority("client CA");
+    Path clientCaFile = clientCa.writeCertificate(dir.resolve("client-ca.pem"));
+    worker = TestWorkers.start(dir, tls("worker.tls.client-ca-file = \"" + clientCaFile + "\"\n"
+        + "worker.health { enabled = true, bind-address = 127.0.0.1, port = 0 }\n"));
+    ManagedChannel probe = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+        .forAddress("127.0.0.1", worker.healthPort().orElseThrow()).usePlaintext().build();
+    try {
+      assertEquals(HealthCheckResponse.ServingStatus.SERVING, HealthGrpc.newBlockingStub(probe)
+          .withDeadlineAfter(5, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance())
+          .getStatus());
+      StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+          () -> TestWorkers.ping(probe));
+      assertEquals(Status.Code.UNIMPLEMENTED, e.getStatus().getCode(), "no JobService there");
+      worker.stop();
+      worker = null;
+      // Stopped with the worker: nothing listens there any more.
+      assertThrows(StatusRuntimeException.class, () -> HealthGrpc.newBlockingStub(probe)
+          .withDeadlineAfter(2, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance()));
+    } finally {
+      TlsClients.close(probe);
+    }
+  }
+
+  @Test
   void aRotatedCertificateIsServedWithoutARestart() throws Exception {
     Path cert = dir.resolve("live-cert.pem");
     Path key = dir.resolve("live-key.pem");

@@ -42,6 +42,7 @@ import java.util.regex.Pattern;
  * @param logLevel the root log level
  * @param metrics where Prometheus metrics are served, if at all
  * @param security TLS, callers and their scopes, the worker-wide policy
+ * @param health the plaintext health-only listener for probes, if enabled
  */
 public record WorkerSettings(
     String id,
@@ -59,7 +60,17 @@ public record WorkerSettings(
     String logFormat,
     String logLevel,
     Metrics metrics,
-    SecuritySettings security) {
+    SecuritySettings security,
+    Optional<Health> health) {
+
+  /**
+   * A second, plaintext listener that serves only {@code grpc.health.v1.Health}, for probes that
+   * cannot speak TLS (the kubelet's gRPC probe). It serves nothing a caller could abuse.
+   *
+   * @param bindAddress the address it binds
+   * @param port its port; 0 for any free one
+   */
+  public record Health(String bindAddress, int port) {}
 
   /**
    * Metrics settings.
@@ -197,6 +208,18 @@ public record WorkerSettings(
 
     SecuritySettings security =
         SecuritySettings.from(config, workingDirectory, bindAddress, problems);
+    boolean healthEnabled = read(problems, () -> config.getBoolean("worker.health.enabled"), false);
+    String healthBind =
+        read(problems, () -> config.getString("worker.health.bind-address").trim(), "");
+    int healthPort = read(problems, () -> config.getInt("worker.health.port"), 0);
+    if (healthPort < 0 || healthPort > 65535) {
+      problems.add(origin(config, "worker.health.port") + "worker.health.port: " + healthPort
+          + " is not a TCP port; use 1-65535 (default 50053), or 0 for any free port");
+    } else if (healthEnabled && healthPort != 0
+        && (healthPort == port || (metricsEnabled && healthPort == metricsPort))) {
+      problems.add("worker.health.port: " + healthPort + " is also worker.port or"
+          + " worker.metrics.port; use another");
+    }
 
     problems.throwIfAny("invalid worker configuration");
     return new WorkerSettings(
@@ -219,7 +242,8 @@ public record WorkerSettings(
         format,
         level,
         new Metrics(metricsEnabled, metricsBind, metricsPort),
-        security);
+        security,
+        healthEnabled ? Optional.of(new Health(healthBind, healthPort)) : Optional.empty());
   }
 
   private static Map<String, String> readLabels(Config config, ConfigProblems problems) {

@@ -32,14 +32,17 @@ public final class WorkerServer {
   private final HealthStatusManager health = new HealthStatusManager();
   private final ExecutorService executor;
   private final Server server;
+  private final Optional<Server> healthServer;
 
   /**
    * @param credentials TLS for every service, or empty for plaintext
    * @param gate checks every call's caller and scopes before any service sees it
    * @param authenticates whether callers are told apart ({@code worker.callers})
+   * @param healthOnly where to serve the health service alone in plaintext, if anywhere
    */
   public WorkerServer(String bindAddress, int port, JobManager jobs, String workerId,
-      Optional<ServerCredentials> credentials, ServerInterceptor gate, boolean authenticates) {
+      Optional<ServerCredentials> credentials, ServerInterceptor gate, boolean authenticates,
+      Optional<InetSocketAddress> healthOnly) {
     this.jobs = jobs;
     AtomicInteger n = new AtomicInteger();
     // RunJob and StreamJob return at once, so a small bounded pool serves any number of calls.
@@ -61,6 +64,11 @@ public final class WorkerServer {
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .build();
+    // The same status manager: both listeners turn NOT_SERVING together when the worker drains.
+    this.healthServer = healthOnly.map(a -> NettyServerBuilder.forAddress(a)
+        .executor(executor)
+        .addService(health.getHealthService())
+        .build());
   }
 
   /** Starts listening; health stays NOT_SERVING until {@link #markServing()}. */
@@ -68,6 +76,19 @@ public final class WorkerServer {
     health.setStatus("", ServingStatus.NOT_SERVING);
     health.setStatus(JobServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
     server.start();
+    if (healthServer.isPresent()) {
+      try {
+        healthServer.get().start();
+      } catch (IOException e) {
+        server.shutdownNow();
+        throw e;
+      }
+    }
+  }
+
+  /** The port of the health-only listener, if there is one. */
+  public Optional<Integer> healthPort() {
+    return healthServer.map(Server::getPort);
   }
 
   public void markServing() {
@@ -102,6 +123,7 @@ public final class WorkerServer {
       Thread.currentThread().interrupt();
     }
     health.enterTerminalState();
+    healthServer.ifPresent(Server::shutdownNow);
     server.shutdown();
     try {
       if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
