@@ -18,6 +18,7 @@ import dev.slipway.worker.runtime.config.ConfigLoader;
 import dev.slipway.worker.runtime.config.Environment;
 import dev.slipway.worker.runtime.config.SecuritySettings;
 import dev.slipway.worker.runtime.config.StartupException;
+import dev.slipway.worker.runtime.config.WorkerSettings;
 import dev.slipway.worker.runtime.plugins.PluginRegistry;
 import dev.slipway.worker.runtime.registration.Registrar;
 import dev.slipway.worker.testkit.TestCertificates;
@@ -43,7 +44,6 @@ import io.grpc.stub.StreamObserver;
 import java.io.Reader;
 import java.net.HttpURLConnection;
 import java.net.InetSocketAddress;
-import java.net.Socket;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -71,7 +71,8 @@ import org.yaml.snakeyaml.Yaml;
  * The Kubernetes manifests and the Dockerfile in {@code dist/}, checked as far as this machine
  * allows: well-formed YAML, and ports, probes, variables, Secrets, network policies and
  * configuration that the code accepts. The ConfigMap's worker.conf is started for real, with test
- * certificates where the Secrets are mounted, and called the way the orchestrator calls it.
+ * certificates where the Secrets are mounted, called the way the orchestrator calls it and probed
+ * the way the kubelet probes it.
  */
 class DeploymentManifestsTest {
   static final Path DIST = Path.of("..", "dist").toAbsolutePath().normalize();
@@ -149,15 +150,26 @@ class DeploymentManifestsTest {
     List<Map<String, Object>> ports = at(container, "ports");
     assertEquals(config.getInt("worker.port"), ports.get(0).get("containerPort"));
     assertEquals(config.getInt("worker.metrics.port"), ports.get(1).get("containerPort"));
-    // The kubelet's gRPC probe speaks plaintext, and the gRPC port is TLS only: readiness is a
-    // TCP connect to the gRPC port, liveness the metrics server's /-/healthy.
+    // The kubelet's gRPC probe speaks plaintext, and the gRPC port is TLS only: readiness is the
+    // kubelet's gRPC probe on the plaintext health-only listener (worker.health), which follows
+    // draining; liveness the metrics server's /-/healthy, which does not.
     assertFalse(config.getString("worker.tls.cert-file").isEmpty());
-    for (String probe : List.of("readinessProbe", "livenessProbe")) {
-      assertNull(at(container, probe, "grpc"),
-          probe + ": the kubelet's gRPC probe cannot speak TLS");
-    }
-    assertEquals(config.getInt("worker.port"),
-        port(container, at(container, "readinessProbe", "tcpSocket", "port")));
+    assertTrue(config.getBoolean("worker.health.enabled"), "the readiness probe needs health");
+    assertFalse(SecuritySettings.isLoopback(config.getString("worker.health.bind-address")),
+        "the kubelet probes the pod's IP");
+    int healthPort = config.getInt("worker.health.port");
+    assertEquals(healthPort, port(container, "health"));
+    Object readinessPort = at(container, "readinessProbe", "grpc", "port");
+    assertTrue(readinessPort instanceof Integer, "grpc.port is a number, never a port name: "
+        + readinessPort);
+    assertEquals(healthPort, readinessPort);
+    assertNull(at(container, "readinessProbe", "grpc", "service"),
+        "the overall status (\"\"), the one that turns NOT_SERVING while draining");
+    assertNull(at(container, "readinessProbe", "tcpSocket"));
+    assertNull(at(container, "readinessProbe", "httpGet"));
+    assertNull(at(container, "livenessProbe", "grpc"),
+        "liveness: health turns NOT_SERVING while draining, and a draining worker must not be"
+            + " restarted");
     assertTrue(config.getBoolean("worker.metrics.enabled"), "the liveness probe needs metrics");
     assertEquals(config.getInt("worker.metrics.port"),
         port(container, at(container, "livenessProbe", "httpGet", "port")));
@@ -238,6 +250,8 @@ class DeploymentManifestsTest {
         "slipway-worker"), "spec", "template", "metadata", "labels"));
     assertEquals(Set.of(config.getInt("worker.port"), config.getInt("worker.metrics.port")),
         peers.keySet(), "ports the workers may be reached on");
+    assertFalse(peers.containsKey(config.getInt("worker.health.port")),
+        "plaintext health is for the kubelet on the pod's node, opened to no pod");
     assertEquals(List.of(Map.of("podSelector", Map.of("matchLabels",
             Map.of("app.kubernetes.io/name", "slipway-orchestrator")))),
         peers.get(config.getInt("worker.port")), "who may call JobService");
@@ -363,6 +377,8 @@ class DeploymentManifestsTest {
         assertEquals("0.0.0.0", prepared.settings().bindAddress());
         assertTrue(prepared.settings().security().tls().orElseThrow().clientCaFile()
             .isPresent());
+        assertEquals(Optional.of(new WorkerSettings.Health("0.0.0.0",
+                pod.getInt("worker.health.port"))), prepared.settings().health());
       }
 
       // Started on loopback with any free ports, registering with the fake orchestrator.
@@ -391,10 +407,23 @@ class DeploymentManifestsTest {
         assertEquals(Status.Code.UNAVAILABLE,
             pingFails(started.port(), InsecureChannelCredentials.create()));
 
-        // The probes: a TCP connect to the gRPC port, /-/healthy on the metrics port.
-        try (Socket socket = new Socket()) {
-          socket.connect(new InetSocketAddress("127.0.0.1", started.port()), 5000);
+        // The probes. Readiness: the kubelet's gRPC probe, plaintext, on worker.health's
+        // listener, which serves health and nothing else.
+        ManagedChannel probe = Grpc.newChannelBuilderForAddress("127.0.0.1",
+            started.healthPort().orElseThrow(), InsecureChannelCredentials.create()).build();
+        try {
+          assertEquals(HealthCheckResponse.ServingStatus.SERVING, HealthGrpc.newBlockingStub(
+                  probe).withDeadlineAfter(10, TimeUnit.SECONDS)
+              .check(HealthCheckRequest.getDefaultInstance()).getStatus());
+          StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+              () -> JobServiceGrpc.newBlockingStub(probe).withDeadlineAfter(10, TimeUnit.SECONDS)
+                  .ping(PingRequest.getDefaultInstance()));
+          assertEquals(Status.Code.UNIMPLEMENTED, e.getStatus().getCode(),
+              "no JobService on the plaintext health listener");
+        } finally {
+          probe.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
+        // Liveness: /-/healthy on the metrics port.
         HttpURLConnection http = (HttpURLConnection) URI.create("http://127.0.0.1:"
             + started.metricsPort() + "/-/healthy").toURL().openConnection();
         assertEquals(200, http.getResponseCode());
@@ -463,6 +492,8 @@ class DeploymentManifestsTest {
       properties.setProperty("worker.port", "0");
       properties.setProperty("worker.metrics.bind-address", "127.0.0.1");
       properties.setProperty("worker.metrics.port", "0");
+      properties.setProperty("worker.health.bind-address", "127.0.0.1");
+      properties.setProperty("worker.health.port", "0");
     }
     return properties;
   }
