@@ -63,4 +63,14 @@ public interface JobContext {
    * child process. Actions registered by a stage are dropped when that stage returns.
    */
   void onCancel(Runnable action);
+
+  /**
+   * Tells the runtime about a child process the stage started (a build, a helper). When a
+   * stopped job's stage has not returned after {@code worker.stop-grace}, the runtime kills the
+   * whole tree of every process reported here; stages that stop their processes themselves on
+   * cancel should report them anyway, as the last line of defence.
+   *
+   * @param process the child process
+   */
+  default void processStarted(ProcessHandle process) {}
 }

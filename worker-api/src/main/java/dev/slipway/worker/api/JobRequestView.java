@@ -15,7 +15,10 @@ import java.util.Optional;
  * @param imageName the image to build, {@code repository[:tag]}
  * @param dockerfilePath the Dockerfile, relative to the repository root
  * @param contextDir the build context, relative to the repository root
- * @param buildArgs build arguments, in the caller's order
+ * @param buildArgs build arguments, in the caller's order; visible in the build's process list
+ *     and the image's history, so never secrets
+ * @param buildSecrets BuildKit secrets by id, for {@code RUN --mount=type=secret,id=<id>}; their
+ *     values are masked in every log line and event of the job
  */
 public record JobRequestView(
     String jobId,
@@ -25,7 +28,8 @@ public record JobRequestView(
     String imageName,
     String dockerfilePath,
     String contextDir,
-    Map<String, String> buildArgs) {
+    Map<String, String> buildArgs,
+    Map<String, Secret> buildSecrets) {
 
   public JobRequestView {
     Objects.requireNonNull(jobId, "jobId");
@@ -36,5 +40,13 @@ public record JobRequestView(
     Objects.requireNonNull(dockerfilePath, "dockerfilePath");
     Objects.requireNonNull(contextDir, "contextDir");
     buildArgs = Map.copyOf(buildArgs);
+    buildSecrets = Map.copyOf(buildSecrets);
+  }
+
+  /** A request without build secrets: the constructor of worker-api 0.1, kept for plugins. */
+  public JobRequestView(String jobId, String repoUrl, String branch, Optional<Secret> token,
+      String imageName, String dockerfilePath, String contextDir, Map<String, String> buildArgs) {
+    this(jobId, repoUrl, branch, token, imageName, dockerfilePath, contextDir, buildArgs,
+        Map.of());
   }
 }

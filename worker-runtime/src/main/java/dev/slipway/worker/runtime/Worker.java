@@ -76,9 +76,10 @@ public final class Worker implements AutoCloseable {
     // The gauges read the job manager when scraped, by which time it exists.
     this.metrics = new WorkerMetrics(settings.id(), version(), () -> jobs().status(),
         () -> jobs().runningJobIds().size(), this::registrationState,
-        () -> plugins.all().size());
+        () -> plugins.all().size(), () -> jobs().stuckThreads().count());
     this.jobs = new JobManager(settings.id(), pipeline, workspaces, settings.maxConcurrentJobs(),
-        settings.jobTimeout(), metrics, secrets);
+        settings.jobTimeout(), metrics, secrets, settings.limits(),
+        settings.stopping().stopGrace(), settings.stopping().cleanupTimeout());
   }
 
   /**
@@ -195,10 +196,13 @@ public final class Worker implements AutoCloseable {
       throw new StartupException("the worker cannot start",
           List.of("worker.tls: the certificate files cannot be used: " + e.getMessage()));
     }
-    server = new WorkerServer(settings.bindAddress(), settings.port(), jobs, settings.id(),
-        credentials, new CallerInterceptor(callers, new AccessPolicy(security.policy()),
-            security.openMethods(), jobs), callers.enabled(),
-        settings.health().map(h -> new java.net.InetSocketAddress(h.bindAddress(), h.port())));
+    server = new WorkerServer(new WorkerServer.Options(settings.bindAddress(), settings.port(),
+            credentials, callers.enabled(),
+            settings.health().map(h -> new java.net.InetSocketAddress(h.bindAddress(), h.port())),
+            settings.limits().maxInboundMessageSize(), settings.jobTimeout(),
+            settings.stopping().stuckLimit()),
+        jobs, settings.id(), new CallerInterceptor(callers, new AccessPolicy(security.policy()),
+            security.openMethods(), jobs));
     server.start();
     LOG.info("worker {} listening on {}:{} ({}{}), pipeline {}", settings.id(),
         settings.bindAddress(), server.port(),

@@ -16,6 +16,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import dev.slipway.worker.runtime.logging.TerminalText;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -171,7 +172,7 @@ final class ClientCommands {
           .replace("JOB_OUTCOME_", "").toLowerCase(java.util.Locale.ROOT)
           + (result.getFailedStage().isEmpty() ? "" : " in stage " + result.getFailedStage())
           + (result.getErrorCode().isEmpty() ? "" : " (" + result.getErrorCode() + ")"));
-      out.println(result.getMessage());
+      out.println(TerminalText.escapeControls(result.getMessage(), false));
       out.flush();
       return EXIT_JOB_FAILED;
     }
@@ -196,7 +197,9 @@ final class ClientCommands {
       out.flush();
     }
 
-    void log(String stage, String line) {
+    void log(String stage, String raw) {
+      // Build output is the job's, not ours: an escape sequence in it must not act on our terminal.
+      String line = TerminalText.escapeControls(raw, false);
       if (live) {
         String shown = line.length() > WIDTH ? line.substring(0, WIDTH - 3) + "..." : line;
         out.print(CLEAR_LINE + "  | " + shown);
@@ -211,7 +214,8 @@ final class ClientCommands {
       clear();
       out.println((result.getSuccess() ? "  ok   " : "  FAIL ") + result.getStage() + " ("
           + result.getDurationMs() + " ms)"
-          + (result.getMessage().isEmpty() ? "" : ": " + result.getMessage()));
+          + (result.getMessage().isEmpty() ? ""
+              : ": " + TerminalText.escapeControls(result.getMessage(), false)));
       out.flush();
     }
 

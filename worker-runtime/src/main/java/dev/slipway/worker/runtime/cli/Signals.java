@@ -9,17 +9,19 @@ import sun.misc.Signal;
 final class Signals {
   private Signals() {}
 
-  static void onTermination(Runnable action) {
+  /**
+   * @param action runs on the first SIGTERM or SIGINT (the drain)
+   * @param again runs on each later one (an operator who will not wait for the drain)
+   */
+  static void onTermination(Runnable action, Runnable again) {
     Runnable once = new Runnable() {
       private boolean ran;
 
       @Override
       public synchronized void run() {
-        if (!ran) {
-          ran = true;
-          Thread t = new Thread(action, "shutdown");
-          t.start();
-        }
+        Thread t = new Thread(ran ? again : action, ran ? "shutdown-now" : "shutdown");
+        ran = true;
+        t.start();
       }
     };
     Signal.handle(new Signal("TERM"), s -> once.run());

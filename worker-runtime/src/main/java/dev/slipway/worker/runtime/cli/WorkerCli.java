@@ -77,6 +77,8 @@ public final class WorkerCli implements Callable<Integer> {
   /** Serves jobs until SIGTERM or SIGINT, then drains and exits 0. */
   @Command(name = "serve", description = "Serve jobs over gRPC (the default).")
   static final class Serve implements Callable<Integer> {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Serve.class);
+
     @ParentCommand WorkerCli parent;
 
     @Override
@@ -92,6 +94,10 @@ public final class WorkerCli implements Callable<Integer> {
         } finally {
           stopped.countDown();
         }
+      }, () -> {
+        // A second signal during the drain: stop waiting for running jobs.
+        LOG.warn("second termination signal: cancelling running jobs now");
+        worker.jobs().cancelAll();
       });
       worker.start();
       stopped.await();

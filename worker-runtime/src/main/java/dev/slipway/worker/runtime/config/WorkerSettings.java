@@ -43,6 +43,8 @@ import java.util.regex.Pattern;
  * @param metrics where Prometheus metrics are served, if at all
  * @param security TLS, callers and their scopes, the worker-wide policy
  * @param health the plaintext health-only listener for probes, if enabled
+ * @param limits what one request may ask and one job may produce
+ * @param stopping how stopping a job and cleaning up after it are bounded
  */
 public record WorkerSettings(
     String id,
@@ -61,7 +63,19 @@ public record WorkerSettings(
     String logLevel,
     Metrics metrics,
     SecuritySettings security,
-    Optional<Health> health) {
+    Optional<Health> health,
+    Limits limits,
+    Stopping stopping) {
+
+  /**
+   * How stopping is bounded.
+   *
+   * @param stopGrace how long a cancelled or timed-out stage may take to return before its
+   *     processes are killed and, a moment later, the job ends without it
+   * @param cleanupTimeout how long each cleanup (a stage's, the workspace's) may take
+   * @param stuckLimit how long an abandoned thread may stay stuck before health says NOT_SERVING
+   */
+  public record Stopping(Duration stopGrace, Duration cleanupTimeout, Duration stuckLimit) {}
 
   /**
    * A second, plaintext listener that serves only {@code grpc.health.v1.Health}, for probes that
@@ -221,6 +235,11 @@ public record WorkerSettings(
           + " worker.metrics.port; use another");
     }
 
+    Limits limits = Limits.from(config, problems);
+    Stopping stopping = new Stopping(positive(config, problems, "worker.stop-grace"),
+        positive(config, problems, "worker.cleanup-timeout"),
+        positive(config, problems, "worker.stuck-stage-limit"));
+
     problems.throwIfAny("invalid worker configuration");
     return new WorkerSettings(
         id,
@@ -243,7 +262,9 @@ public record WorkerSettings(
         level,
         new Metrics(metricsEnabled, metricsBind, metricsPort),
         security,
-        healthEnabled ? Optional.of(new Health(healthBind, healthPort)) : Optional.empty());
+        healthEnabled ? Optional.of(new Health(healthBind, healthPort)) : Optional.empty(),
+        limits,
+        stopping);
   }
 
   private static Map<String, String> readLabels(Config config, ConfigProblems problems) {

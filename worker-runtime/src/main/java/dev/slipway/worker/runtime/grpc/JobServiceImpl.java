@@ -133,7 +133,8 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     boolean ours = jobs.cancel(id);
     // Answer once the job has stopped, so the caller knows the worker is free again; without
     // holding a server thread meanwhile (Ping and health must stay responsive).
-    handle.get().result().orTimeout(CANCEL_WAIT_SECONDS, TimeUnit.SECONDS)
+    // A copy: the time limit of this answer must never complete the job's own result.
+    handle.get().result().copy().orTimeout(CANCEL_WAIT_SECONDS, TimeUnit.SECONDS)
         .whenComplete((result, error) -> {
           CancelJobResponse.Builder response = CancelJobResponse.newBuilder();
           if (error != null) {

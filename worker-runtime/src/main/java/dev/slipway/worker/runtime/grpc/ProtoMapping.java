@@ -32,7 +32,14 @@ final class ProtoMapping {
             : request.getDockerfilePath().trim(),
         request.getContextDir().isBlank() ? DEFAULT_CONTEXT : request.getContextDir().trim(),
         // Sorted, so that builds and logs do not depend on hash order.
-        new TreeMap<>(request.getBuildArgsMap()));
+        new TreeMap<>(request.getBuildArgsMap()),
+        secrets(request.getBuildSecretsMap()));
+  }
+
+  private static java.util.Map<String, Secret> secrets(java.util.Map<String, String> values) {
+    java.util.Map<String, Secret> secrets = new TreeMap<>();
+    values.forEach((k, v) -> secrets.put(k, Secret.of(v)));
+    return secrets;
   }
 
   static JobResponse toProto(JobResult result) {

@@ -35,14 +35,44 @@ public final class WorkerServer {
   private final Optional<Server> healthServer;
 
   /**
+   * How the server listens.
+   *
+   * @param bindAddress the address it binds
+   * @param port its port; 0 for any free one
    * @param credentials TLS for every service, or empty for plaintext
-   * @param gate checks every call's caller and scopes before any service sees it
    * @param authenticates whether callers are told apart ({@code worker.callers})
    * @param healthOnly where to serve the health service alone in plaintext, if anywhere
+   * @param maxInboundMessageSize the largest request message read, in bytes
+   * @param longestCall the longest a call may last (a RunJob of a whole job): connections are
+   *     never cut under one
+   * @param stuckLimit how long an abandoned job thread may be stuck before health says
+   *     NOT_SERVING
    */
-  public WorkerServer(String bindAddress, int port, JobManager jobs, String workerId,
-      Optional<ServerCredentials> credentials, ServerInterceptor gate, boolean authenticates,
-      Optional<InetSocketAddress> healthOnly) {
+  public record Options(String bindAddress, int port, Optional<ServerCredentials> credentials,
+      boolean authenticates, Optional<InetSocketAddress> healthOnly, int maxInboundMessageSize,
+      Duration longestCall, Duration stuckLimit) {}
+
+  /** Clients may ping a connection at most this often; more often is a protocol error. */
+  private static final Duration PERMIT_KEEPALIVE = Duration.ofSeconds(20);
+  /** The server pings an idle-looking connection after this long, to find dead peers. */
+  private static final Duration KEEPALIVE = Duration.ofMinutes(2);
+  /** A connection with no call for this long is closed. */
+  private static final Duration MAX_IDLE = Duration.ofMinutes(30);
+  /** Connections are renewed after this long (a GOAWAY), so clients rebalance over workers. */
+  private static final Duration MAX_AGE = Duration.ofHours(1);
+  /** Calls on one connection at once: more is a client misbehaving, not a fleet. */
+  private static final int MAX_CALLS_PER_CONNECTION = 256;
+
+  private final Options options;
+  private final java.util.concurrent.ScheduledExecutorService watchdog;
+  private boolean serving;
+  private boolean unhealthy;
+
+  /**
+   * @param gate checks every call's caller and scopes before any service sees it
+   */
+  public WorkerServer(Options options, JobManager jobs, String workerId, ServerInterceptor gate) {
+    this.options = options;
     this.jobs = jobs;
     AtomicInteger n = new AtomicInteger();
     // RunJob and StreamJob return at once, so a small bounded pool serves any number of calls.
@@ -51,24 +81,42 @@ public final class WorkerServer {
       t.setDaemon(true);
       return t;
     });
-    InetSocketAddress address = new InetSocketAddress(bindAddress, port);
-    NettyServerBuilder builder = credentials.isPresent()
-        ? NettyServerBuilder.forAddress(address, credentials.get())
+    InetSocketAddress address = new InetSocketAddress(options.bindAddress(), options.port());
+    NettyServerBuilder builder = options.credentials().isPresent()
+        ? NettyServerBuilder.forAddress(address, options.credentials().get())
         : NettyServerBuilder.forAddress(address);
     this.server = builder
         .executor(executor)
+        // A request is a few kilobytes; a bigger one is refused before it is parsed.
+        .maxInboundMessageSize(options.maxInboundMessageSize())
+        .maxInboundMetadataSize(16 * 1024)
+        .maxConcurrentCallsPerConnection(MAX_CALLS_PER_CONNECTION)
+        .keepAliveTime(KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
+        .keepAliveTimeout(20, TimeUnit.SECONDS)
+        .permitKeepAliveTime(PERMIT_KEEPALIVE.toSeconds(), TimeUnit.SECONDS)
+        .permitKeepAliveWithoutCalls(true)
+        .maxConnectionIdle(MAX_IDLE.toMinutes(), TimeUnit.MINUTES)
+        .maxConnectionAge(MAX_AGE.toMinutes(), TimeUnit.MINUTES)
+        // A RunJob in flight is never cut: the grace outlasts the longest job.
+        .maxConnectionAgeGrace(options.longestCall().plusMinutes(1).toSeconds(), TimeUnit.SECONDS)
         // Health and reflection too: with TLS on, nothing is served in plaintext, and the gate
         // sees every call (health is open by worker.open-methods, not by being left out).
         .intercept(gate)
-        .addService(new JobServiceImpl(jobs, workerId, authenticates))
+        .addService(new JobServiceImpl(jobs, workerId, options.authenticates()))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .build();
     // The same status manager: both listeners turn NOT_SERVING together when the worker drains.
-    this.healthServer = healthOnly.map(a -> NettyServerBuilder.forAddress(a)
+    this.healthServer = options.healthOnly().map(a -> NettyServerBuilder.forAddress(a)
         .executor(executor)
+        .maxInboundMessageSize(16 * 1024)
         .addService(health.getHealthService())
         .build());
+    this.watchdog = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "health-watchdog");
+      t.setDaemon(true);
+      return t;
+    });
   }
 
   /** Starts listening; health stays NOT_SERVING until {@link #markServing()}. */
@@ -92,8 +140,41 @@ public final class WorkerServer {
   }
 
   public void markServing() {
-    health.setStatus("", ServingStatus.SERVING);
-    health.setStatus(JobServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    synchronized (this) {
+      serving = true;
+    }
+    setStatus(ServingStatus.SERVING);
+    watchdog.scheduleWithFixedDelay(this::checkStuck, 1, 1, TimeUnit.SECONDS);
+  }
+
+  /**
+   * A worker with a job thread stuck for longer than {@code worker.stuck-stage-limit} says
+   * NOT_SERVING, so a liveness probe restarts it; it says SERVING again once the thread returned.
+   */
+  private void checkStuck() {
+    boolean stuck = jobs.stuckThreads().longest()
+        .map(d -> d.compareTo(options.stuckLimit()) > 0).orElse(false);
+    ServingStatus status;
+    synchronized (this) {
+      if (!serving || stuck == unhealthy) {
+        return;
+      }
+      unhealthy = stuck;
+      status = stuck ? ServingStatus.NOT_SERVING : ServingStatus.SERVING;
+    }
+    if (stuck) {
+      LOG.error("a job thread has been stuck for longer than worker.stuck-stage-limit ({});"
+          + " health is NOT_SERVING until it returns or the worker restarts",
+          options.stuckLimit());
+    } else {
+      LOG.info("no job thread is stuck any more; health is SERVING again");
+    }
+    setStatus(status);
+  }
+
+  private void setStatus(ServingStatus status) {
+    health.setStatus("", status);
+    health.setStatus(JobServiceGrpc.SERVICE_NAME, status);
   }
 
   /** The port the server listens on; the real one when configured with 0. */
@@ -106,8 +187,11 @@ public final class WorkerServer {
    * cancelled after it, then the server stops.
    */
   public void drainAndStop(Duration grace) {
-    health.setStatus("", ServingStatus.NOT_SERVING);
-    health.setStatus(JobServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    synchronized (this) {
+      serving = false;
+    }
+    watchdog.shutdownNow();
+    setStatus(ServingStatus.NOT_SERVING);
     jobs.drain();
     try {
       if (!jobs.runningJobIds().isEmpty()) {

@@ -34,6 +34,7 @@ final class ExecutionContext implements JobContext {
   private final Executor cancelActions;
   private final Map<StageKey<?>, Object> values = new ConcurrentHashMap<>();
   private final List<Runnable> pendingActions = new ArrayList<>();
+  private final List<ProcessHandle> processes = new java.util.concurrent.CopyOnWriteArrayList<>();
   private volatile String stage = "";
   private boolean cancelled;
 
@@ -42,10 +43,17 @@ final class ExecutionContext implements JobContext {
    *     that cancels (a gRPC server thread, the timeout timer)
    */
   private final String caller;
+  /** The job's output budget, {@code worker.limits.job-output}, in bytes. */
+  private final long outputLimit;
+  private final java.util.concurrent.atomic.AtomicLong outputBytes =
+      new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong droppedLines =
+      new java.util.concurrent.atomic.AtomicLong();
 
   ExecutionContext(JobRequestView request, Path workspace, SecretMasker masker,
-      JobListener listener, Executor cancelActions, String caller) {
+      JobListener listener, Executor cancelActions, String caller, long outputLimit) {
     this.caller = caller;
+    this.outputLimit = outputLimit;
     this.request = request;
     this.workspace = workspace;
     this.masker = masker;
@@ -137,6 +145,28 @@ final class ExecutionContext implements JobContext {
   }
 
   private void emit(String raw) {
+    // Counted before masking: the budget is the job's output, not what masking makes of it.
+    long total = outputBytes.addAndGet(raw.length() + 1L);
+    if (total > outputLimit) {
+      if (droppedLines.getAndIncrement() == 0) {
+        write("(output limit reached: the job wrote more than " + outputLimit + " bytes"
+            + " (worker.limits.job-output); further lines are counted and dropped, the job goes"
+            + " on)");
+      }
+      return;
+    }
+    write(raw);
+  }
+
+  /** Reports the lines dropped past the output limit, if any; once, at the end of the job. */
+  void reportDroppedOutput() {
+    long dropped = droppedLines.get();
+    if (dropped > 0) {
+      write("(" + (dropped) + " line(s) of output dropped past worker.limits.job-output)");
+    }
+  }
+
+  private void write(String raw) {
     String line = masker.mask(raw);
     // Stages also log from threads of their own (a process's output pump, an SDK callback):
     // every line still carries the job and the stage.
@@ -158,6 +188,35 @@ final class ExecutionContext implements JobContext {
     } catch (RuntimeException e) {
       LOG.warn("a job listener failed: {}", e.toString());
     }
+  }
+
+  @Override
+  public void processStarted(ProcessHandle process) {
+    processes.add(process);
+  }
+
+  /**
+   * Kills the trees of the processes the job's stages reported and, when {@code since} is given
+   * (no other job runs), of every child of the worker started since then.
+   *
+   * @return how many processes were killed
+   */
+  int killProcesses(Optional<java.time.Instant> since) {
+    java.util.Set<ProcessHandle> targets = new java.util.LinkedHashSet<>();
+    for (ProcessHandle p : processes) {
+      p.descendants().forEach(targets::add);
+      targets.add(p);
+    }
+    since.ifPresent(t -> ProcessHandle.current().descendants()
+        .filter(p -> p.info().startInstant().map(s -> !s.isBefore(t)).orElse(false))
+        .forEach(targets::add));
+    int killed = 0;
+    for (ProcessHandle p : targets) {
+      if (p.isAlive() && p.destroyForcibly()) {
+        killed++;
+      }
+    }
+    return killed;
   }
 
   @Override

@@ -13,12 +13,17 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,11 +31,32 @@ import org.slf4j.MDC;
 
 /**
  * One job's run through the pipeline, on its own thread. Owns the job's workspace, secrets and
- * timers, and guarantees the cleanup: whatever happens, the stages' cleanup runs, the workspace is
- * deleted and the slot is released before the result is delivered.
+ * timers, and guarantees the ending: whatever happens, the stages' cleanup runs (each within a
+ * time limit), the workspace is deleted and the slot is released before the result is delivered.
+ *
+ * <p>Stopping always stops. A cancel or timeout interrupts the running stage and runs its cancel
+ * actions; if the stage has not returned after {@code worker.stop-grace}, the processes it started
+ * are killed; if it still has not returned, the job ends without it: it is reported with its
+ * outcome, its slot released and its workspace removed, and the stuck thread is abandoned and
+ * counted in {@link StuckThreads}.
  */
 final class JobExecution implements Runnable {
   private static final Logger LOG = LoggerFactory.getLogger(JobExecution.class);
+  /** After the kill, how long the stage still gets to return before it is abandoned. */
+  private static final Duration AFTER_KILL = Duration.ofSeconds(1);
+
+  /**
+   * How stopping and cleaning up are bounded.
+   *
+   * @param stopGrace how long a stopped stage may take to return before its processes are killed
+   * @param cleanupTimeout how long each cleanup (a stage's, the workspace's) may take
+   * @param stuck where abandoned threads are counted
+   * @param cleanups runs cleanups, so that one that hangs can be left behind
+   * @param onlyJob whether no other job runs now: then every child process of the worker started
+   *     since this job began is this job's
+   */
+  record Stopping(Duration stopGrace, Duration cleanupTimeout, StuckThreads stuck,
+      ExecutorService cleanups, java.util.function.BooleanSupplier onlyJob) {}
 
   private final JobRequestView request;
   private final List<PipelineStage> stages;
@@ -42,22 +68,39 @@ final class JobExecution implements Runnable {
   private final Executor cancelActions;
   private final SecretMasker masker;
   private final String owner;
+  private final long outputLimit;
+  private final Stopping stopping;
   final CompletableFuture<JobResult> result = new CompletableFuture<>();
 
   private final Object lock = new Object();
+  private final long started = System.nanoTime();
+  private final java.time.Instant startedAt = java.time.Instant.now();
   private Thread thread;
   private boolean inStage;
+  private String currentStage;
+  private boolean abandoned;
+  private boolean finished;
   private ExecutionContext context;
+  private Path workspace;
   private JobOutcome stopOutcome;
   private String stopCode;
   private String stopMessage;
+  private ScheduledFuture<?> jobTimer;
+  /** What ran and how it went; guarded by {@link #lock}, read by whoever finishes the job. */
+  private final List<StageOutcome> outcomes = new ArrayList<>();
+  private final List<PipelineStage> ran = new ArrayList<>();
+  private JobOutcome outcome = JobOutcome.SUCCEEDED;
+  private String failedStage;
+  private String code;
+  private String message = "Execution succeeded";
+  private boolean completedAll;
   /** The failure of the last stage that failed; read and written on the job's thread only. */
   private ErrorMapping.Failure lastFailure;
 
   JobExecution(JobRequestView request, List<PipelineStage> stages, Workspaces workspaces,
       Duration jobTimeout, ScheduledExecutorService timer, JobListener listener,
       Consumer<JobExecution> release, Executor cancelActions, SecretMasker masker,
-      String owner) {
+      String owner, long outputLimit, Stopping stopping) {
     this.request = request;
     this.stages = stages;
     this.workspaces = workspaces;
@@ -68,6 +111,8 @@ final class JobExecution implements Runnable {
     this.cancelActions = cancelActions;
     this.masker = masker;
     this.owner = owner;
+    this.outputLimit = outputLimit;
+    this.stopping = stopping;
   }
 
   String jobId() {
@@ -85,14 +130,14 @@ final class JobExecution implements Runnable {
 
   /**
    * Stops the job: interrupts the running stage and has its cancel actions run (on the cancel
-   * executor, so the caller never waits for them). The first stop wins.
+   * executor, so the caller never waits for them), and arms the escalation. The first stop wins.
    *
    * @return false when the job had already been stopped
    */
   boolean stop(JobOutcome outcome, String code, String message) {
     ExecutionContext ctx;
     synchronized (lock) {
-      if (stopOutcome != null) {
+      if (stopOutcome != null || finished) {
         return false;
       }
       stopOutcome = outcome;
@@ -106,12 +151,61 @@ final class JobExecution implements Runnable {
     if (ctx != null) {
       ctx.cancel();
     }
+    timer.schedule(this::escalate, stopping.stopGrace().toNanos(), TimeUnit.NANOSECONDS);
     return true;
   }
 
   private boolean stopped() {
     synchronized (lock) {
       return stopOutcome != null;
+    }
+  }
+
+  /** The stage did not return within the stop grace: kill its processes, then leave it. */
+  private void escalate() {
+    String stage;
+    synchronized (lock) {
+      if (finished || !inStage) {
+        return;
+      }
+      stage = currentStage;
+    }
+    ExecutionContext ctx;
+    synchronized (lock) {
+      ctx = context;
+    }
+    int killed = ctx == null ? 0 : ctx.killProcesses(
+        stopping.onlyJob().getAsBoolean() ? Optional.of(startedAt) : Optional.empty());
+    LOG.warn("job {}: stage '{}' has not returned {} after the job was stopped"
+        + " (worker.stop-grace); killed {} process(es) it started", request.jobId(), stage,
+        human(stopping.stopGrace()), killed);
+    timer.schedule(() -> cancelActions.execute(this::abandon), AFTER_KILL.toNanos(),
+        TimeUnit.NANOSECONDS);
+  }
+
+  /** Ends the job without its stuck stage thread. */
+  private void abandon() {
+    Thread stuckThread;
+    String stage;
+    synchronized (lock) {
+      if (finished || !inStage) {
+        return;
+      }
+      abandoned = true;
+      stuckThread = thread;
+      stage = currentStage;
+      outcomes.add(new StageOutcome(stage, false,
+          Duration.ofNanos(System.nanoTime() - started), stopMessage));
+      failedStage = stage;
+    }
+    stopping.stuck().add(stuckThread, request.jobId(), "stage '" + stage + "'");
+    Map<String, String> previous = MDC.getCopyOfContextMap();
+    MDC.put(Logging.JOB_ID, request.jobId());
+    MDC.put(Logging.CALLER, owner);
+    try {
+      finish();
+    } finally {
+      restore(previous);
     }
   }
 
@@ -122,86 +216,133 @@ final class JobExecution implements Runnable {
     }
     MDC.put(Logging.JOB_ID, request.jobId());
     MDC.put(Logging.CALLER, owner);
-    LogMasking.register(masker);
-    long started = System.nanoTime();
-    List<StageOutcome> outcomes = new ArrayList<>();
-    List<PipelineStage> ran = new ArrayList<>();
-    JobOutcome outcome = JobOutcome.SUCCEEDED;
-    String failedStage = null;
-    String code = null;
-    String message = "Execution succeeded";
-    Path workspace = null;
-    ScheduledFuture<?> jobTimer = timer.schedule(
-        () -> stop(JobOutcome.TIMED_OUT, ErrorMapping.JOB_TIMEOUT,
-            "Execution timed out: the job ran longer than worker.job-timeout ("
-                + human(jobTimeout) + ")"),
-        jobTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    LogMasking.register(request.jobId(), masker);
+    synchronized (lock) {
+      jobTimer = timer.schedule(
+          () -> stop(JobOutcome.TIMED_OUT, ErrorMapping.JOB_TIMEOUT,
+              "Execution timed out: the job ran longer than worker.job-timeout ("
+                  + human(jobTimeout) + ")"),
+          jobTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
     try {
       LOG.info("job started: {} ({}) -> {}", request.repoUrl(),
           request.branch().isEmpty() ? "default branch" : request.branch(), request.imageName());
-      workspace = workspaces.create(request.jobId());
-      ExecutionContext ctx =
-          new ExecutionContext(request, workspace, masker, listener, cancelActions, owner);
+      Path dir = workspaces.create(request.jobId());
+      ExecutionContext ctx = new ExecutionContext(request, dir, masker, listener, cancelActions,
+          owner, outputLimit);
       boolean alreadyStopped;
       synchronized (lock) {
+        workspace = dir;
         context = ctx;
         alreadyStopped = stopOutcome != null;
       }
       if (alreadyStopped) {
         ctx.cancel();
       }
-      boolean completedAll = true;
+      boolean all = true;
       for (PipelineStage stage : stages) {
         if (stopped()) {
-          completedAll = false;
+          all = false;
           break;
         }
         StageOutcome stageOutcome = runStage(stage, ctx);
-        ran.add(stage);
-        outcomes.add(stageOutcome);
+        if (isAbandoned()) {
+          return; // the job was ended without this thread
+        }
         safely(() -> listener.stageFinished(request.jobId(), stageOutcome));
         if (!stageOutcome.success()) {
-          completedAll = false;
-          failedStage = stage.id();
-          if (!stopped()) {
-            outcome = JobOutcome.FAILED;
-            code = lastFailure.code();
-            message = "stage '" + stage.id() + "' failed: " + stageOutcome.message();
+          synchronized (lock) {
+            failedStage = stage.id();
+            if (stopOutcome == null) {
+              outcome = JobOutcome.FAILED;
+              code = lastFailure.code();
+              message = "stage '" + stage.id() + "' failed: " + stageOutcome.message();
+            }
           }
+          all = false;
           break;
         }
       }
-      if (!completedAll && stopped()) {
-        synchronized (lock) {
-          outcome = stopOutcome;
-          code = stopCode;
-          message = stopMessage;
-        }
+      synchronized (lock) {
+        completedAll = all;
       }
     } catch (IOException e) {
-      outcome = JobOutcome.FAILED;
-      code = ErrorMapping.WORKSPACE;
-      message = "cannot make the job's workspace under " + workspaces.root() + ": " + e;
+      synchronized (lock) {
+        outcome = JobOutcome.FAILED;
+        code = ErrorMapping.WORKSPACE;
+        message = "cannot make the job's workspace under " + workspaces.root() + ": " + e;
+      }
     } catch (RuntimeException | Error e) {
-      outcome = JobOutcome.FAILED;
-      code = ErrorMapping.INTERNAL;
-      message = "the worker failed while running the job: " + e;
+      synchronized (lock) {
+        outcome = JobOutcome.FAILED;
+        code = ErrorMapping.INTERNAL;
+        message = "the worker failed while running the job: " + e;
+      }
       LOG.error("job failed inside the runtime", e);
     } finally {
-      jobTimer.cancel(false);
       Thread.interrupted();
-      cleanup(ran);
-      if (workspace != null) {
-        try {
-          Workspaces.delete(workspace);
-        } catch (IOException e) {
-          LOG.error("cannot delete the workspace {}: {}", workspace, e.toString());
+      if (!isAbandoned()) {
+        finish();
+      }
+      MDC.clear();
+    }
+  }
+
+  private boolean isAbandoned() {
+    synchronized (lock) {
+      return abandoned;
+    }
+  }
+
+  /**
+   * Ends the job once, on whichever thread gets here first: the job's own, or the one that
+   * abandoned its stuck stage. Cleanups and the workspace's removal each have a time limit, and
+   * nothing a plugin throws keeps the slot from being released or the caller from its answer.
+   */
+  private void finish() {
+    List<PipelineStage> toClean;
+    Path dir;
+    ExecutionContext ctx;
+    synchronized (lock) {
+      if (finished) {
+        return;
+      }
+      finished = true;
+      if (jobTimer != null) {
+        jobTimer.cancel(false);
+      }
+      // A job stopped before its last stage returned ends as the stop says.
+      if (stopOutcome != null && !completedAll) {
+        outcome = stopOutcome;
+        code = stopCode;
+        message = stopMessage;
+      }
+      toClean = new ArrayList<>(ran);
+      dir = workspace;
+      ctx = context;
+    }
+    JobResult jobResult = null;
+    try {
+      if (ctx != null) {
+        for (int i = toClean.size() - 1; i >= 0; i--) {
+          PipelineStage stage = toClean.get(i);
+          bounded("the cleanup of stage '" + stage.id() + "'", () -> stage.stage().cleanup(ctx));
         }
+        ctx.reportDroppedOutput();
+      }
+      if (dir != null) {
+        bounded("the removal of the workspace " + dir, () -> {
+          try {
+            Workspaces.delete(dir);
+          } catch (IOException e) {
+            LOG.error("cannot delete the workspace {}: {}", dir, e.toString());
+          }
+        });
       }
       if (outcome == JobOutcome.CANCELLED) {
         LOG.info(ErrorMapping.CANCELLED_MESSAGE);
       }
-      JobResult jobResult = new JobResult(
+      jobResult = new JobResult(
           request.jobId(),
           outcome,
           masker.mask(message),
@@ -215,11 +356,62 @@ final class JobExecution implements Runnable {
           owner);
       LOG.info("job finished: {} in {} ms{}", outcome, jobResult.duration().toMillis(),
           code == null ? "" : " (" + code + ")");
-      LogMasking.unregister(masker);
+    } catch (RuntimeException | Error e) {
+      LOG.error("the job's ending failed inside the runtime", e);
+    } finally {
+      LogMasking.unregister(request.jobId(), masker);
       release.accept(this);
-      MDC.clear();
-      safely(() -> listener.jobFinished(jobResult));
-      result.complete(jobResult);
+      if (jobResult == null) {
+        jobResult = new JobResult(request.jobId(), JobOutcome.FAILED,
+            "the worker failed while ending the job; see its log", Optional.ofNullable(failedStage),
+            Optional.of(ErrorMapping.INTERNAL), Optional.empty(), Optional.empty(),
+            Optional.empty(), List.copyOf(outcomes), Duration.ofNanos(System.nanoTime() - started),
+            owner);
+      }
+      JobResult delivered = jobResult;
+      safely(() -> listener.jobFinished(delivered));
+      result.complete(delivered);
+    }
+  }
+
+  /** Runs {@code work} within the cleanup time limit; past it, the thread is left behind. */
+  private void bounded(String what, Runnable work) {
+    Map<String, String> mdc = MDC.getCopyOfContextMap();
+    Thread[] runner = new Thread[1];
+    java.util.concurrent.atomic.AtomicBoolean returned =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    Future<?> future = stopping.cleanups().submit(() -> {
+      synchronized (runner) {
+        runner[0] = Thread.currentThread();
+      }
+      restore(mdc);
+      try {
+        work.run();
+      } catch (Throwable t) {
+        LOG.warn("{} failed: {}", what, masker.mask(t.toString()));
+      } finally {
+        synchronized (runner) {
+          returned.set(true);
+          stopping.stuck().remove(Thread.currentThread());
+        }
+        Thread.interrupted();
+        MDC.clear();
+      }
+    });
+    try {
+      future.get(stopping.cleanupTimeout().toNanos(), TimeUnit.NANOSECONDS);
+    } catch (TimeoutException e) {
+      future.cancel(true);
+      synchronized (runner) {
+        if (runner[0] != null && !returned.get()) {
+          stopping.stuck().add(runner[0], request.jobId(), what + " (longer than"
+              + " worker.cleanup-timeout, " + human(stopping.cleanupTimeout()) + ")");
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ExecutionException e) {
+      LOG.warn("{} failed: {}", what, masker.mask(String.valueOf(e.getCause())));
     }
   }
 
@@ -232,11 +424,14 @@ final class JobExecution implements Runnable {
             "Execution timed out: stage '" + stage.id() + "' ran longer than its timeout ("
                 + human(stage.timeout()) + ", worker.stages." + stage.id() + ".timeout)"),
         stage.timeout().toNanos(), TimeUnit.NANOSECONDS);
-    long started = System.nanoTime();
+    long stageStarted = System.nanoTime();
     Throwable failure = null;
     try {
       synchronized (lock) {
         inStage = true;
+        currentStage = stage.id();
+        // Its cleanup runs even if it never returns.
+        ran.add(stage);
       }
       if (!stopped()) {
         stage.stage().execute(ctx);
@@ -244,20 +439,25 @@ final class JobExecution implements Runnable {
     } catch (Throwable t) {
       failure = t;
     } finally {
+      boolean wasAbandoned;
       synchronized (lock) {
         inStage = false;
+        wasAbandoned = abandoned;
       }
       Thread.interrupted();
       stageTimer.cancel(false);
+      if (wasAbandoned) {
+        stopping.stuck().remove(Thread.currentThread());
+      }
     }
-    Duration duration = Duration.ofNanos(System.nanoTime() - started);
-    StageOutcome outcome;
+    Duration duration = Duration.ofNanos(System.nanoTime() - stageStarted);
+    StageOutcome stageOutcome;
     if (stopped()) {
       String why;
       synchronized (lock) {
         why = stopMessage;
       }
-      outcome = new StageOutcome(stage.id(), false, duration, why);
+      stageOutcome = new StageOutcome(stage.id(), false, duration, why);
     } else if (failure != null) {
       lastFailure = ErrorMapping.stageFailure(stage.id(), failure);
       String text = masker.mask(lastFailure.message());
@@ -266,33 +466,19 @@ final class JobExecution implements Runnable {
       } else {
         LOG.warn("stage failed: {} ({})", text, lastFailure.code());
       }
-      outcome = new StageOutcome(stage.id(), false, duration, text);
+      stageOutcome = new StageOutcome(stage.id(), false, duration, text);
     } else {
-      outcome = new StageOutcome(stage.id(), true, duration, "");
+      stageOutcome = new StageOutcome(stage.id(), true, duration, "");
+    }
+    synchronized (lock) {
+      if (!abandoned) {
+        outcomes.add(stageOutcome);
+      }
     }
     LOG.info("stage finished in {} ms: {}", duration.toMillis(),
-        outcome.success() ? "ok" : "failed");
+        stageOutcome.success() ? "ok" : "failed");
     ctx.leaveStage();
-    return outcome;
-  }
-
-  private void cleanup(List<PipelineStage> ran) {
-    ExecutionContext ctx;
-    synchronized (lock) {
-      ctx = context;
-    }
-    if (ctx == null) {
-      return;
-    }
-    for (int i = ran.size() - 1; i >= 0; i--) {
-      PipelineStage stage = ran.get(i);
-      try {
-        stage.stage().cleanup(ctx);
-      } catch (RuntimeException e) {
-        LOG.warn("stage '{}' failed to clean up: {}", stage.id(), masker.mask(e.toString()));
-      }
-      Thread.interrupted();
-    }
+    return stageOutcome;
   }
 
   private <T> Optional<T> value(StageKey<T> key) {
@@ -301,6 +487,14 @@ final class JobExecution implements Runnable {
       ctx = context;
     }
     return ctx == null ? Optional.empty() : ctx.get(key);
+  }
+
+  private static void restore(Map<String, String> previous) {
+    if (previous == null) {
+      MDC.clear();
+    } else {
+      MDC.setContextMap(previous);
+    }
   }
 
   private static void safely(Runnable r) {

@@ -4,6 +4,7 @@ import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.PushTarget;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.runtime.config.Limits;
 import dev.slipway.worker.runtime.errors.ErrorMapping;
 import dev.slipway.worker.runtime.errors.RejectedJobException;
 import dev.slipway.worker.runtime.errors.RejectedJobException.Reason;
@@ -54,6 +55,12 @@ public final class JobManager implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private final ExecutorService cancelActions;
   private final List<String> workerSecrets;
+  private final RequestValidator validator;
+  private final Duration stopGrace;
+  private final Duration cleanupTimeout;
+  private final StuckThreads stuck = new StuckThreads();
+  private final ExecutorService cleanups = Executors.newCachedThreadPool(named("job-cleanup", true));
+  private final Limits limits;
   private final Map<String, JobExecution> running = new LinkedHashMap<>();
   private boolean draining;
 
@@ -64,14 +71,19 @@ public final class JobManager implements AutoCloseable {
    */
   public JobManager(String workerId, Pipeline pipeline, Workspaces workspaces,
       int maxConcurrentJobs, Duration jobTimeout, JobListener observer,
-      List<String> workerSecrets) {
+      List<String> workerSecrets, Limits limits, Duration stopGrace, Duration cleanupTimeout) {
+    this.limits = limits;
+    this.stopGrace = stopGrace;
+    this.cleanupTimeout = cleanupTimeout;
+    this.validator = new RequestValidator(limits);
     this.workerId = workerId;
     this.pipeline = pipeline;
     this.workspaces = workspaces;
     this.maxConcurrentJobs = maxConcurrentJobs;
     this.jobTimeout = jobTimeout;
     this.observer = observer;
-    this.jobThreads = Executors.newCachedThreadPool(named("job", false));
+    // Daemon threads: a stage thread that never returns must not keep the process alive.
+    this.jobThreads = Executors.newCachedThreadPool(named("job", true));
     this.timer = Executors.newSingleThreadScheduledExecutor(named("job-timer", true));
     this.cancelActions = Executors.newCachedThreadPool(named("job-cancel", true));
     this.workerSecrets = List.copyOf(workerSecrets);
@@ -115,7 +127,9 @@ public final class JobManager implements AutoCloseable {
             + "; retry later or send the job to another worker");
       }
       execution = new JobExecution(withId, pipeline.stages(), workspaces, jobTimeout, timer,
-          new Both(observer, listener), this::release, cancelActions, masker(withId), owner);
+          new Both(observer, listener), this::release, cancelActions, masker(withId), owner,
+          limits.jobOutput(), new JobExecution.Stopping(stopGrace, cleanupTimeout, stuck,
+              cleanups, this::oneJobRuns));
       running.put(withId.jobId(), execution);
     }
     try {
@@ -135,7 +149,7 @@ public final class JobManager implements AutoCloseable {
    */
   public JobRequestView validate(JobRequestView request) throws RejectedJobException {
     JobRequestView withId = withJobId(request);
-    RequestValidator.validate(withId);
+    validator.validate(withId);
     validateByStages(withId);
     return withId;
   }
@@ -180,6 +194,7 @@ public final class JobManager implements AutoCloseable {
   private SecretMasker masker(JobRequestView request) {
     SecretMasker masker = new SecretMasker();
     request.token().map(Secret::reveal).ifPresent(masker::add);
+    request.buildSecrets().values().forEach(s -> masker.add(s.reveal()));
     workerSecrets.forEach(masker::add);
     return masker;
   }
@@ -190,7 +205,16 @@ public final class JobManager implements AutoCloseable {
     }
     // 122 random bits: a job id cannot be guessed, so it cannot be aimed at.
     return new JobRequestView(UUID.randomUUID().toString(), r.repoUrl(), r.branch(), r.token(),
-        r.imageName(), r.dockerfilePath(), r.contextDir(), r.buildArgs());
+        r.imageName(), r.dockerfilePath(), r.contextDir(), r.buildArgs(), r.buildSecrets());
+  }
+
+  private synchronized boolean oneJobRuns() {
+    return running.size() == 1;
+  }
+
+  /** Threads that stopped jobs left behind. */
+  public StuckThreads stuckThreads() {
+    return stuck;
   }
 
   private synchronized void release(JobExecution execution) {
@@ -286,6 +310,7 @@ public final class JobManager implements AutoCloseable {
     jobThreads.shutdownNow();
     timer.shutdownNow();
     cancelActions.shutdownNow();
+    cleanups.shutdownNow();
   }
 
   private static ThreadFactory named(String prefix, boolean daemon) {

@@ -12,28 +12,30 @@ final class JsonLayout extends LayoutBase<ILoggingEvent> {
   @Override
   public String doLayout(ILoggingEvent event) {
     StringBuilder json = new StringBuilder(256).append('{');
-    field(json, "time", Instant.ofEpochMilli(event.getTimeStamp()).toString()).append(',');
-    field(json, "level", event.getLevel().toString()).append(',');
-    field(json, "logger", event.getLoggerName()).append(',');
-    field(json, "thread", event.getThreadName()).append(',');
-    field(json, "message", event.getFormattedMessage());
+    String job = event.getMDCPropertyMap().get(Logging.JOB_ID);
+    field(json, "time", Instant.ofEpochMilli(event.getTimeStamp()).toString(), job).append(',');
+    field(json, "level", event.getLevel().toString(), job).append(',');
+    field(json, "logger", event.getLoggerName(), job).append(',');
+    field(json, "thread", event.getThreadName(), job).append(',');
+    field(json, "message", event.getFormattedMessage(), job);
     for (Map.Entry<String, String> e : event.getMDCPropertyMap().entrySet()) {
       json.append(',');
-      field(json, e.getKey(), e.getValue());
+      field(json, e.getKey(), e.getValue(), job);
     }
     IThrowableProxy thrown = event.getThrowableProxy();
     if (thrown != null) {
       json.append(',');
-      field(json, "stack_trace", ThrowableProxyUtil.asString(thrown));
+      field(json, "stack_trace", ThrowableProxyUtil.asString(thrown), job);
     }
     return json.append("}\n").toString();
   }
 
-  private static StringBuilder field(StringBuilder json, String name, String value) {
+  private static StringBuilder field(StringBuilder json, String name, String value,
+      String job) {
     quote(json, name).append(':');
     // Masked before escaping: escaping a quote or backslash inside a secret would hide it from
     // the masking of the finished line.
-    return quote(json, value == null ? "" : LogMasking.mask(value));
+    return quote(json, value == null ? "" : LogMasking.mask(value, job));
   }
 
   private static StringBuilder quote(StringBuilder json, String s) {
@@ -47,7 +49,8 @@ final class JsonLayout extends LayoutBase<ILoggingEvent> {
         case '\r' -> json.append("\\r");
         case '\t' -> json.append("\\t");
         default -> {
-          if (c < 0x20) {
+          // Control characters, DEL and C1 included: nothing a terminal would act on.
+          if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) {
             json.append(String.format("\\u%04x", (int) c));
           } else {
             json.append(c);

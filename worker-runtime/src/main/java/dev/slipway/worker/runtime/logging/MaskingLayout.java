@@ -4,7 +4,12 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.Layout;
 import ch.qos.logback.core.LayoutBase;
 
-/** Wraps another layout and masks every secret in what it writes: message, MDC and stack trace. */
+/**
+ * Wraps another layout and masks every secret in what it writes (message, MDC and stack trace),
+ * then makes the line safe for a terminal: control characters (ANSI escapes, carriage returns,
+ * DEL, C1) become visible escapes, so build output cannot rewrite an operator's screen or forge
+ * log lines.
+ */
 final class MaskingLayout extends LayoutBase<ILoggingEvent> {
   private final Layout<ILoggingEvent> delegate;
 
@@ -14,7 +19,9 @@ final class MaskingLayout extends LayoutBase<ILoggingEvent> {
 
   @Override
   public String doLayout(ILoggingEvent event) {
-    return LogMasking.mask(delegate.doLayout(event));
+    String line = LogMasking.mask(delegate.doLayout(event),
+        event.getMDCPropertyMap().get(Logging.JOB_ID));
+    return TerminalText.escapeControls(line, true);
   }
 
   @Override

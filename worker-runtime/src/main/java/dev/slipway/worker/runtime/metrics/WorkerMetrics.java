@@ -37,10 +37,11 @@ public final class WorkerMetrics implements JobListener, AutoCloseable {
    * @param running how many jobs run, read when scraped
    * @param registration the registration state, read when scraped
    * @param plugins how many stages the worker discovered
+   * @param stuck how many threads stopped jobs left behind, read when scraped
    */
   public WorkerMetrics(String workerId, String version, Supplier<JobManager.Status> status,
       IntSupplier running, Supplier<Optional<Registrar.State>> registration,
-      IntSupplier plugins) {
+      IntSupplier plugins, IntSupplier stuck) {
     jobs = Counter.builder().name("slipway_jobs")
         .help("Jobs that ended, by outcome and caller").labelNames("outcome", "caller").register(registry);
     jobDuration = Histogram.builder().name("slipway_job_duration_seconds")
@@ -70,6 +71,9 @@ public final class WorkerMetrics implements JobListener, AutoCloseable {
           }
         })
         .register(registry);
+    GaugeWithCallback.builder().name("slipway_stuck_stages")
+        .help("Stage or cleanup threads of ended jobs that have not returned (abandoned)")
+        .callback(cb -> cb.call(stuck.getAsInt())).register(registry);
     GaugeWithCallback.builder().name("slipway_plugins")
         .help("Stages discovered, from the boot layer and plugin folders")
         .callback(cb -> cb.call(plugins.getAsInt())).register(registry);
