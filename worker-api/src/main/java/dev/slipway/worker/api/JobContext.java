@@ -73,4 +73,16 @@ public interface JobContext {
    * @param process the child process
    */
   default void processStarted(ProcessHandle process) {}
+
+  /**
+   * Why this job's caller may not clone {@code url}, or empty when it may. The runtime checks the
+   * job's own {@code repo_url} before the job starts; a stage that fetches more repositories for
+   * the job (git submodules, say) asks here for each of them, so that a repository cannot lead a
+   * job outside its caller's {@code allowed-repositories}.
+   *
+   * @param url the repository URL, as the stage would fetch it
+   */
+  default java.util.Optional<String> repositoryRefusal(String url) {
+    return java.util.Optional.empty();
+  }
 }

@@ -86,7 +86,7 @@ class CallerScopesTest {
         + "worker.callers = [\n"
         + "  { name = ci, token-file = \"" + ci + "\","
         + "    allowed-repositories = [\"http://127.0.0.1:*/app\", \"https://git.example.test/**\"],"
-        + "    allowed-push-repositories = [\"registry.acme.test/ci/**\", \"*/ci/**\"] }\n"
+        + "    allowed-push-repositories = [\"registry.acme.test/ci/**\", \"{auth}/ci/**\"] }\n"
         + "  { name = deploy, token-file = \"" + deploy + "\", allowed-repositories = [\"**\"],"
         + "    allowed-push-repositories = [\"**\"] }\n"
         + "  { name = root, token-file = \"" + admin + "\", admin = true,"
@@ -95,7 +95,7 @@ class CallerScopesTest {
         + "worker.policy {\n"
         + "  allowed-repositories = [\"http://127.0.0.1:*/app.git\", \"http://127.0.0.1:*/other\","
         + "    \"https://git.example.test/**\"]\n"
-        + "  allowed-push-repositories = [\"registry.acme.test/ci/**\", \"*/ci/**\","
+        + "  allowed-push-repositories = [\"registry.acme.test/ci/**\", \"{auth}/ci/**\","
         + "    \"registry.acme.test/team/**\"]\n"
         + "}\n" + extra;
   }
@@ -134,20 +134,33 @@ class CallerScopesTest {
             JobRequest.newBuilder().setRepoUrl("http://u:p@127.0.0.1:" + port + "/other.git")
                 .setImageName("ci/app:1").build(),
             Status.Code.INVALID_ARGUMENT, "credentials"),
-        new Refusal("dot segments do not change the repository", CI,
-            job("app.git/../other.git", "ci/app:1").build(),
-            Status.Code.PERMISSION_DENIED, "/other is not in caller 'ci'"),
+        new Refusal("dot segments are refused, not resolved", CI,
+            JobRequest.newBuilder().setRepoUrl("http://127.0.0.1:" + port
+                + "/app.git/../other.git").setImageName("ci/app:1").build(),
+            Status.Code.INVALID_ARGUMENT, "'..' segment"),
+        new Refusal("an empty segment hides a dot segment from a resolver", CI,
+            JobRequest.newBuilder().setRepoUrl("http://127.0.0.1:" + port
+                + "//app/x/../../other.git").setImageName("ci/app:1").build(),
+            Status.Code.INVALID_ARGUMENT, "segment"),
+        new Refusal("an escaped dot segment", CI,
+            JobRequest.newBuilder().setRepoUrl("http://127.0.0.1:" + port
+                + "/app/%2e%2e/other.git").setImageName("ci/app:1").build(),
+            Status.Code.INVALID_ARGUMENT, "repo_url"),
+        new Refusal("an escaped slash", CI,
+            JobRequest.newBuilder().setRepoUrl("http://127.0.0.1:" + port
+                + "/app..%2fother.git").setImageName("ci/app:1").build(),
+            Status.Code.INVALID_ARGUMENT, "repo_url"),
         new Refusal("push repository outside the caller's", CI,
             job("app.git", "registry.acme.test/prod/payments:latest").build(),
             Status.Code.PERMISSION_DENIED, "image_name pushes to registry.acme.test/prod/payments,"
                 + " which is not in caller 'ci' allowed-push-repositories"),
         new Refusal("the caller allows it, the worker policy does not (repository)", DEPLOY,
             job("secret.git", "ci/app:1").build(), Status.Code.PERMISSION_DENIED,
-            "/secret is not in worker.policy.allowed-repositories"),
+            "/secret is not allowed by this worker's policy (worker.policy.allowed-repositories)"),
         new Refusal("the caller allows it, the worker policy does not (push)", DEPLOY,
             job("app.git", "registry.acme.test/prod/app:1").build(),
             Status.Code.PERMISSION_DENIED,
-            "registry.acme.test/prod/app, which is not in worker.policy.allowed-push-repositories"),
+            "registry.acme.test/prod/app, which this worker's policy does not allow"),
         new Refusal("malformed and authenticated: the request's own check", CI,
             job("app.git", "").build(), Status.Code.INVALID_ARGUMENT, "image_name is required"));
 
@@ -176,7 +189,7 @@ class CallerScopesTest {
     assertEquals(JobOutcome.JOB_OUTCOME_SUCCEEDED, ok.getOutcome(), ok.toString());
     assertEquals("registry.acme.test/ci/app", ok.getImageUri());
     assertFalse(git.requests().isEmpty());
-    // A push target whose registry only the auth stage knows passes only a rule for any host.
+    // A push target whose registry only the auth stage knows passes only an {auth} rule.
     worker.stop();
     worker = null;
     TlsClients.close(channel);
@@ -188,6 +201,8 @@ class CallerScopesTest {
     assertEquals(Status.Code.PERMISSION_DENIED, e.getStatus().getCode());
     assertTrue(e.getStatus().getDescription().contains("known only once the auth stage runs"),
         e.getStatus().getDescription());
+    assertFalse(e.getStatus().getDescription().contains("registry.acme.test/team"),
+        "the worker's policy is named, not listed");
   }
 
   @Test

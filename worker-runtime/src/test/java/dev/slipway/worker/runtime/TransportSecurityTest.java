@@ -172,14 +172,19 @@ class TransportSecurityTest {
 
     TestCertificates.Authority next = TestCertificates.newAuthority("next CA");
     TestCertificates.Issued rotated = next.issueServer(dir, "rotated");
-    // As a Secret update does: the new files appear whole.
-    Files.copy(rotated.keyFile(), key, StandardCopyOption.REPLACE_EXISTING);
+    // A rotation caught half-way (the new certificate, the old key), then a broken file: the
+    // working credentials stay in use.
     Files.copy(rotated.certFile(), cert, StandardCopyOption.REPLACE_EXISTING);
-    Files.setLastModifiedTime(cert, java.nio.file.attribute.FileTime.fromMillis(
-        System.currentTimeMillis() + 2000));
-    Files.setLastModifiedTime(key, java.nio.file.attribute.FileTime.fromMillis(
-        System.currentTimeMillis() + 2000));
-
+    touch(cert, 2000);
+    Thread.sleep(600);
+    assertEquals(before, servedCertificate(worker.port(), ca), "a half rotation is not used");
+    Files.writeString(key, "");
+    touch(key, 3000);
+    Thread.sleep(600);
+    assertEquals(before, servedCertificate(worker.port(), ca), "an empty key is not used");
+    // The other half arrives.
+    Files.copy(rotated.keyFile(), key, StandardCopyOption.REPLACE_EXISTING);
+    touch(key, 4000);
     X509Certificate after = null;
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (System.nanoTime() < deadline) {
@@ -315,6 +320,11 @@ class TransportSecurityTest {
     } finally {
       Logging.configure("text", "INFO");
     }
+  }
+
+  private static void touch(Path file, long aheadMillis) throws java.io.IOException {
+    Files.setLastModifiedTime(file, java.nio.file.attribute.FileTime.fromMillis(
+        System.currentTimeMillis() + aheadMillis));
   }
 
   private static void awaitState(Worker worker, Registrar.State state) throws Exception {

@@ -63,6 +63,14 @@ final class ClientCommands {
         description = "Send the bearer token in this file on every call (needs TLS)")
     Path tokenFile;
 
+    /** Whether secrets may go to the target: over TLS, or in plaintext only to this host. */
+    boolean mayCarrySecrets() {
+      String host = target.startsWith("[") ? target.substring(1, Math.max(1, target.indexOf(']')))
+          : target.contains(":") ? target.substring(0, target.lastIndexOf(':')) : target;
+      return tls || caFile != null || certFile != null || keyFile != null || serverName != null
+          || host.equals("localhost") || host.startsWith("127.") || host.equals("::1");
+    }
+
     ClientConnection connect() throws ClientConnection.UsageException {
       return ClientConnection.open(new ClientConnection.Settings(
           target, tls, caFile, certFile, keyFile, tokenFile, serverName));
@@ -97,6 +105,11 @@ final class ClientCommands {
         description = "Read the git token from this environment variable (never from argv)")
     String tokenEnv;
 
+    @Option(names = "--secret-env", paramLabel = "ID=VAR",
+        description = "A BuildKit secret (RUN --mount=type=secret,id=ID) read from environment"
+            + " variable VAR, never from argv; repeatable")
+    Map<String, String> secretEnv = new LinkedHashMap<>();
+
     @Option(names = "--job-id", defaultValue = "", description = "Job id (default: generated)")
     String jobId;
 
@@ -110,6 +123,11 @@ final class ClientCommands {
       JobRequest.Builder request = JobRequest.newBuilder()
           .setJobId(jobId).setRepoUrl(repo).setBranch(branch).setImageName(image)
           .setDockerfilePath(dockerfile).setContextDir(context).putAllBuildArgs(buildArgs);
+      if ((tokenEnv != null || !secretEnv.isEmpty()) && !target.mayCarrySecrets()) {
+        err.println("submit: --token-env and --secret-env send secrets to the worker; use TLS"
+            + " (--tls or --ca-file) for a worker on another host");
+        return CommandLine.ExitCode.USAGE;
+      }
       if (tokenEnv != null) {
         String token = System.getenv(tokenEnv);
         if (token == null || token.isBlank()) {
@@ -117,6 +135,15 @@ final class ClientCommands {
           return CommandLine.ExitCode.USAGE;
         }
         request.setGithubToken(token);
+      }
+      for (Map.Entry<String, String> secret : secretEnv.entrySet()) {
+        String value = System.getenv(secret.getValue());
+        if (value == null) {
+          err.println("submit: environment variable " + secret.getValue() + " (for build secret "
+              + secret.getKey() + ") is not set");
+          return CommandLine.ExitCode.USAGE;
+        }
+        request.putBuildSecrets(secret.getKey(), value);
       }
       boolean live = !plain && System.console() != null;
       ClientConnection connection;

@@ -38,6 +38,11 @@ public final class CallerInterceptor implements ServerInterceptor {
   public static final Context.Key<Caller> CALLER = Context.keyWithDefault("slipway-caller",
       Caller.UNAUTHENTICATED);
 
+  /** Why the current call's caller may not clone a URL, or empty when it may. */
+  public static final Context.Key<java.util.function.Function<String, Optional<String>>>
+      REPOSITORY_CHECK = Context.keyWithDefault("slipway-repository-check",
+          url -> Optional.of("no caller"));
+
   private static final Metadata.Key<String> AUTHORIZATION =
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -88,13 +93,25 @@ public final class CallerInterceptor implements ServerInterceptor {
             + " certificate"));
       }
     }
-    Context context = Context.current().withValue(CALLER, caller);
+    Caller who = caller;
+    Context context = Context.current().withValue(CALLER, caller)
+        .withValue(REPOSITORY_CHECK, url -> repositoryRefusal(who, url));
     ServerCall.Listener<Q> delegate = Contexts.interceptCall(context, call, headers, next);
     if (call.getMethodDescriptor().getRequestMarshaller() instanceof io.grpc.MethodDescriptor
         .PrototypeMarshaller<?> m && m.getMessagePrototype() instanceof JobRequest) {
       return new ScopeCheck<>(delegate, call, caller, method);
     }
     return delegate;
+  }
+
+  /** Why {@code caller} may not clone {@code url}: the same rules as its jobs' repo_url. */
+  private Optional<String> repositoryRefusal(Caller caller, String url) {
+    AccessPolicy.Normalisation normalised = AccessPolicy.normaliseRepository(url);
+    if (normalised.url().isEmpty()) {
+      return Optional.of(url + " cannot be matched against the allowed repositories: "
+          + normalised.refusal());
+    }
+    return policy.checkRepository(caller, normalised.url().get());
   }
 
   private boolean isOpen(String method) {
@@ -122,10 +139,11 @@ public final class CallerInterceptor implements ServerInterceptor {
     } catch (RejectedJobException e) {
       return Optional.of(ErrorMapping.status(e));
     }
-    Optional<String> url = AccessPolicy.normaliseRepository(request.repoUrl());
+    AccessPolicy.Normalisation normalised = AccessPolicy.normaliseRepository(request.repoUrl());
+    Optional<String> url = normalised.url();
     if (url.isEmpty()) {
-      return Optional.of(ErrorMapping.permissionDenied("repo_url cannot be matched against"
-          + " allowed-repositories: it is not an absolute URL with a host"));
+      return Optional.of(ErrorMapping.invalidArgument("repo_url cannot be matched against the"
+          + " allowed repositories: " + normalised.refusal()));
     }
     Optional<String> denied = policy.checkRepository(caller, url.get());
     if (denied.isPresent()) {

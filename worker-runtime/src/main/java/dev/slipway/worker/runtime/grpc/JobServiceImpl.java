@@ -90,7 +90,7 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     JobHandle handle;
     try {
       handle = jobs.submit(ProtoMapping.toView(request), listener,
-          CallerInterceptor.CALLER.get().name());
+          CallerInterceptor.CALLER.get().name(), CallerInterceptor.REPOSITORY_CHECK.get());
     } catch (RejectedJobException e) {
       LOG.info("job refused: {}", e.getMessage());
       call.onError(ErrorMapping.status(e).asRuntimeException());

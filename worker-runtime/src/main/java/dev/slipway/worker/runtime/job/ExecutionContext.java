@@ -43,6 +43,7 @@ final class ExecutionContext implements JobContext {
    *     that cancels (a gRPC server thread, the timeout timer)
    */
   private final String caller;
+  private final java.util.function.Function<String, Optional<String>> repositoryCheck;
   /** The job's output budget, {@code worker.limits.job-output}, in bytes. */
   private final long outputLimit;
   private final java.util.concurrent.atomic.AtomicLong outputBytes =
@@ -51,7 +52,9 @@ final class ExecutionContext implements JobContext {
       new java.util.concurrent.atomic.AtomicLong();
 
   ExecutionContext(JobRequestView request, Path workspace, SecretMasker masker,
-      JobListener listener, Executor cancelActions, String caller, long outputLimit) {
+      JobListener listener, Executor cancelActions, String caller, long outputLimit,
+      java.util.function.Function<String, Optional<String>> repositoryCheck) {
+    this.repositoryCheck = repositoryCheck;
     this.caller = caller;
     this.outputLimit = outputLimit;
     this.request = request;
@@ -188,6 +191,11 @@ final class ExecutionContext implements JobContext {
     } catch (RuntimeException e) {
       LOG.warn("a job listener failed: {}", e.toString());
     }
+  }
+
+  @Override
+  public Optional<String> repositoryRefusal(String url) {
+    return repositoryCheck.apply(url);
   }
 
   @Override

@@ -70,6 +70,7 @@ final class JobExecution implements Runnable {
   private final String owner;
   private final long outputLimit;
   private final Stopping stopping;
+  private final java.util.function.Function<String, Optional<String>> repositoryCheck;
   final CompletableFuture<JobResult> result = new CompletableFuture<>();
 
   private final Object lock = new Object();
@@ -100,7 +101,9 @@ final class JobExecution implements Runnable {
   JobExecution(JobRequestView request, List<PipelineStage> stages, Workspaces workspaces,
       Duration jobTimeout, ScheduledExecutorService timer, JobListener listener,
       Consumer<JobExecution> release, Executor cancelActions, SecretMasker masker,
-      String owner, long outputLimit, Stopping stopping) {
+      String owner, long outputLimit, Stopping stopping,
+      java.util.function.Function<String, Optional<String>> repositoryCheck) {
+    this.repositoryCheck = repositoryCheck;
     this.request = request;
     this.stages = stages;
     this.workspaces = workspaces;
@@ -229,7 +232,7 @@ final class JobExecution implements Runnable {
           request.branch().isEmpty() ? "default branch" : request.branch(), request.imageName());
       Path dir = workspaces.create(request.jobId());
       ExecutionContext ctx = new ExecutionContext(request, dir, masker, listener, cancelActions,
-          owner, outputLimit);
+          owner, outputLimit, repositoryCheck);
       boolean alreadyStopped;
       synchronized (lock) {
         workspace = dir;

@@ -92,7 +92,7 @@ public final class JobManager implements AutoCloseable {
   /** Starts a job for the one trusted caller of a worker without {@code worker.callers}. */
   public JobHandle submit(JobRequestView request, JobListener listener)
       throws RejectedJobException {
-    return submit(request, listener, ANONYMOUS);
+    return submit(request, listener, ANONYMOUS, url -> Optional.empty());
   }
 
   /**
@@ -101,8 +101,11 @@ public final class JobManager implements AutoCloseable {
    * @param request the request; an empty job id is replaced by a generated one
    * @param listener receives this job's events
    * @param owner the name of the caller that starts it: only it (and admins) may act on the job
+   * @param repositoryCheck why the caller may not clone a URL, for the repositories a stage
+   *     fetches beyond repo_url (submodules)
    */
-  public JobHandle submit(JobRequestView request, JobListener listener, String owner)
+  public JobHandle submit(JobRequestView request, JobListener listener, String owner,
+      java.util.function.Function<String, Optional<String>> repositoryCheck)
       throws RejectedJobException {
     JobRequestView withId = withJobId(request);
     validate(withId);
@@ -112,12 +115,8 @@ public final class JobManager implements AutoCloseable {
         throw new RejectedJobException(Reason.DRAINING, "worker " + workerId
             + " is shutting down and takes no new jobs; send the job to another worker");
       }
-      JobExecution same = running.get(withId.jobId());
-      if (same != null) {
-        // Another caller's job is not named: the id was the caller's own choice, not news.
-        throw new RejectedJobException(Reason.DUPLICATE_JOB_ID, "job " + withId.jobId()
-            + " is already running on worker " + workerId + "; use a new job_id");
-      }
+      // Busy first: a caller learns nothing of other callers' job ids from which refusal it gets
+      // (with one slot, another caller's job always makes the worker busy).
       if (running.size() >= maxConcurrentJobs) {
         List<String> own = running.values().stream().filter(e -> e.owner().equals(owner))
             .map(JobExecution::jobId).toList();
@@ -126,10 +125,21 @@ public final class JobManager implements AutoCloseable {
             + (own.isEmpty() ? "" : ", by your job(s) " + String.join(", ", own))
             + "; retry later or send the job to another worker");
       }
+      JobExecution same = running.get(withId.jobId());
+      if (same != null) {
+        if (!same.owner().equals(owner)) {
+          // Another caller's id: refused as if busy, without saying whose it is.
+          throw new RejectedJobException(Reason.BUSY, "worker " + workerId + " cannot take job "
+              + withId.jobId() + " now; retry later, send it to another worker, or leave job_id"
+              + " empty to get a unique one");
+        }
+        throw new RejectedJobException(Reason.DUPLICATE_JOB_ID, "job " + withId.jobId()
+            + " is already running on worker " + workerId + "; use a new job_id");
+      }
       execution = new JobExecution(withId, pipeline.stages(), workspaces, jobTimeout, timer,
           new Both(observer, listener), this::release, cancelActions, masker(withId), owner,
           limits.jobOutput(), new JobExecution.Stopping(stopGrace, cleanupTimeout, stuck,
-              cleanups, this::oneJobRuns));
+              cleanups, this::oneJobRuns), repositoryCheck);
       running.put(withId.jobId(), execution);
     }
     try {

@@ -8,11 +8,18 @@ import java.util.Optional;
 /**
  * What a caller may build and push: its own allow-lists and the worker-wide {@code worker.policy},
  * both of which must allow a request. Checked at admission, before a job has a workspace or makes
- * any network call. A denial names the rule that refused, so the caller knows what to ask for.
+ * any network call. A denial names the caller's rule that refused (the worker-wide policy is named,
+ * not listed: callers need not learn the operator's other repositories).
+ *
+ * <p>Push rules match {@code registry-host/repository}. A target whose registry host is known only
+ * once an auth stage runs (ECR, with no host in {@code image_name}) is matched only by rules whose
+ * host part is {@value #AUTH_HOST} (or that start with {@code **}): a rule for any host, such as
+ * {@code *}{@code /team/**}, does not stand for the auth stage's registry, and the auth stage's
+ * registry does not stand for any host.
  */
 public final class AccessPolicy {
-  /** Stands for a registry host known only at run time: only a wildcard host can match it. */
-  private static final String RUNTIME_HOST = "\u0000";
+  /** The host part of a push rule that means "the registry the auth stage supplies". */
+  public static final String AUTH_HOST = "{auth}";
 
   private final Scopes worker;
 
@@ -27,13 +34,13 @@ public final class AccessPolicy {
    */
   public Optional<String> checkRepository(Caller caller, String normalisedUrl) {
     String what = "repo_url " + normalisedUrl;
-    if (!matchesAny(caller.scopes().repositories(), normalisedUrl, true)) {
+    if (!matchesAnyUrl(caller.scopes().repositories(), normalisedUrl)) {
       return Optional.of(what + " is not in caller '" + caller.name()
           + "' allowed-repositories " + caller.scopes().repositories());
     }
-    if (!matchesAny(worker.repositories(), normalisedUrl, true)) {
-      return Optional.of(what + " is not in worker.policy.allowed-repositories "
-          + worker.repositories());
+    if (!matchesAnyUrl(worker.repositories(), normalisedUrl)) {
+      return Optional.of(what + " is not allowed by this worker's policy"
+          + " (worker.policy.allowed-repositories)");
     }
     return Optional.empty();
   }
@@ -44,35 +51,71 @@ public final class AccessPolicy {
    * @return why it is refused, or empty when both the caller's rules and the policy allow it
    */
   public Optional<String> checkPush(Caller caller, PushTarget target) {
-    String candidate = target.registry().orElse(RUNTIME_HOST) + "/" + target.repository();
     String what = "image_name pushes to " + target;
     String hint = target.registry().isPresent() ? ""
-        : " (the registry host is known only once the auth stage runs, so only a rule for any"
-            + " host, such as \"*/" + target.repository() + "\", can allow it; or name the"
-            + " registry host in image_name)";
-    if (!matchesAny(caller.scopes().pushRepositories(), candidate, false)) {
+        : " (the registry host is known only once the auth stage runs: a rule for it starts with"
+            + " " + AUTH_HOST + "/, such as \"" + AUTH_HOST + "/" + target.repository()
+            + "\"; or name the registry host in image_name)";
+    if (!matchesAnyPush(caller.scopes().pushRepositories(), target)) {
       return Optional.of(what + ", which is not in caller '" + caller.name()
           + "' allowed-push-repositories " + caller.scopes().pushRepositories() + hint);
     }
-    if (!matchesAny(worker.pushRepositories(), candidate, false)) {
-      return Optional.of(what + ", which is not in worker.policy.allowed-push-repositories "
-          + worker.pushRepositories() + hint);
+    if (!matchesAnyPush(worker.pushRepositories(), target)) {
+      return Optional.of(what + ", which this worker's policy does not allow"
+          + " (worker.policy.allowed-push-repositories)" + hint);
     }
     return Optional.empty();
   }
 
-  private static boolean matchesAny(List<String> patterns, String text, boolean url) {
+  private static boolean matchesAnyUrl(List<String> patterns, String url) {
     for (String pattern : patterns) {
-      String p = url ? RepositoryUrls.normalisePattern(pattern) : pattern;
-      if (Globs.compile(p).matcher(text).matches()) {
+      if (Globs.compile(RepositoryUrls.normalisePattern(pattern)).matcher(url).matches()) {
         return true;
       }
     }
     return false;
   }
 
-  /** The URL as the rules see it, or empty when it is not an absolute URL with a host. */
-  public static Optional<String> normaliseRepository(String url) {
-    return RepositoryUrls.normalise(url);
+  private static boolean matchesAnyPush(List<String> patterns, PushTarget target) {
+    for (String pattern : patterns) {
+      if (pattern.startsWith("**")) {
+        // Everything, wherever it goes.
+        if (Globs.compile(pattern).matcher(target.registry().orElse(AUTH_HOST) + "/"
+            + target.repository()).matches()) {
+          return true;
+        }
+        continue;
+      }
+      int slash = pattern.indexOf('/');
+      String hostGlob = slash < 0 ? pattern : pattern.substring(0, slash);
+      String pathGlob = slash < 0 ? "" : pattern.substring(slash + 1);
+      boolean hostMatches = target.registry().isEmpty() ? hostGlob.equals(AUTH_HOST)
+          : !hostGlob.equals(AUTH_HOST)
+              && Globs.compile(hostGlob).matcher(target.registry().get()).matches();
+      if (hostMatches && slash >= 0
+          && Globs.compile(pathGlob).matcher(target.repository()).matches()) {
+        return true;
+      }
+    }
+    return false;
   }
+
+  /**
+   * The URL as the rules see it.
+   *
+   * @return the normalised URL, or why the URL cannot be matched safely
+   */
+  public static Normalisation normaliseRepository(String url) {
+    RepositoryUrls.Result result = RepositoryUrls.normalise(url);
+    return result instanceof RepositoryUrls.Normalised n ? new Normalisation(Optional.of(n.url()),
+        "") : new Normalisation(Optional.empty(), ((RepositoryUrls.Refused) result).why());
+  }
+
+  /**
+   * A normalised URL, or why there is none.
+   *
+   * @param url the normalised URL
+   * @param refusal why the URL cannot be matched safely, when {@code url} is empty
+   */
+  public record Normalisation(Optional<String> url, String refusal) {}
 }

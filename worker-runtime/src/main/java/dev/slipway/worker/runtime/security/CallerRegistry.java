@@ -96,7 +96,7 @@ public final class CallerRegistry {
       CallerSpec spec = entry.spec();
       boolean matches = switch (spec.kind()) {
         case CERTIFICATE_SUBJECT -> spec.identity().equals(subject);
-        case CERTIFICATE_SAN -> sans.contains(spec.identity());
+        case CERTIFICATE_SAN -> sans.contains(typedSan(spec.identity()));
         case TOKEN_FILE -> false;
       };
       if (matches) {
@@ -118,14 +118,48 @@ public final class CallerRegistry {
     return Optional.empty();
   }
 
+  /**
+   * A configured SAN as {@code type:value}. Untyped values mean a DNS name, or a URI when they
+   * contain "://", or an IP address when they parse as one; {@code dns:}, {@code uri:},
+   * {@code ip:} and {@code email:} say so explicitly. A SAN of one type never matches another's:
+   * an e-mail SAN a CA issues freely cannot pose as a DNS identity.
+   */
+  static String typedSan(String configured) {
+    int colon = configured.indexOf(':');
+    if (colon > 0) {
+      String type = configured.substring(0, colon).toLowerCase(java.util.Locale.ROOT);
+      if (List.of("dns", "uri", "ip", "email").contains(type)
+          && !configured.startsWith(type + "://")) {
+        return type + ":" + configured.substring(colon + 1);
+      }
+    }
+    if (configured.contains("://")) {
+      return "uri:" + configured;
+    }
+    if (configured.matches("[0-9.]+|[0-9a-fA-F:]*:[0-9a-fA-F:.]*")) {
+      return "ip:" + configured;
+    }
+    return "dns:" + configured;
+  }
+
   private static List<String> subjectAltNames(X509Certificate cert) {
     List<String> names = new ArrayList<>();
     try {
       Collection<List<?>> sans = cert.getSubjectAlternativeNames();
       if (sans != null) {
         for (List<?> san : sans) {
-          if (san.size() >= 2 && san.get(1) instanceof String value) {
-            names.add(value);
+          if (san.size() >= 2 && san.get(0) instanceof Integer type
+              && san.get(1) instanceof String value) {
+            String prefix = switch (type) {
+              case 1 -> "email:";
+              case 2 -> "dns:";
+              case 6 -> "uri:";
+              case 7 -> "ip:";
+              default -> null; // directory names and others identify nobody here
+            };
+            if (prefix != null) {
+              names.add(prefix + value);
+            }
           }
         }
       }

@@ -56,7 +56,7 @@ public final class TransportSecurity implements AutoCloseable {
 
   /** Checks the server's files, adding a problem per unusable one; true when all are usable. */
   public static boolean check(ServerTls tls, ConfigProblems problems) {
-    boolean ok = checkPair(tls.certFile(), tls.keyFile(), "worker.tls", problems);
+    boolean ok = checkPair(tls.certFile(), tls.keyFile(), "worker.tls", problems).isPresent();
     if (tls.clientCaFile().isPresent()) {
       ok &= checkCertificates(tls.clientCaFile().get(), "worker.tls.client-ca-file", problems)
           .isPresent();
@@ -73,7 +73,7 @@ public final class TransportSecurity implements AutoCloseable {
     }
     if (tls.certFile().isPresent() && tls.keyFile().isPresent()) {
       ok &= checkPair(tls.certFile().get(), tls.keyFile().get(), "worker.orchestrator.tls",
-          problems);
+          problems).isPresent();
     }
     return ok;
   }
@@ -88,9 +88,9 @@ public final class TransportSecurity implements AutoCloseable {
           .setVerification(AdvancedTlsX509TrustManager.Verification.CERTIFICATE_ONLY_VERIFICATION)
           .build();
       Path ca = tls.clientCaFile().get();
-      trust.updateTrustCredentials(ca.toFile());
-      watch(tls.reloadInterval(), "worker.tls.client-ca-file", List.of(ca),
-          () -> trust.updateTrustCredentials(ca.toFile()));
+      FileLoad load = () -> trust.updateTrustCredentials(authorities(ca, "worker.tls.client-ca-file"));
+      load.run();
+      watch(tls.reloadInterval(), "worker.tls.client-ca-file", List.of(ca), load);
       builder.trustManager(trust).clientAuth(TlsServerCredentials.ClientAuth.REQUIRE);
     }
     return builder.build();
@@ -104,9 +104,10 @@ public final class TransportSecurity implements AutoCloseable {
         .build();
     if (tls.caFile().isPresent()) {
       Path ca = tls.caFile().get();
-      trust.updateTrustCredentials(ca.toFile());
-      watch(tls.reloadInterval(), "worker.orchestrator.tls.ca-file", List.of(ca),
-          () -> trust.updateTrustCredentials(ca.toFile()));
+      FileLoad load =
+          () -> trust.updateTrustCredentials(authorities(ca, "worker.orchestrator.tls.ca-file"));
+      load.run();
+      watch(tls.reloadInterval(), "worker.orchestrator.tls.ca-file", List.of(ca), load);
     } else {
       trust.useSystemDefaultTrustCerts();
     }
@@ -121,7 +122,16 @@ public final class TransportSecurity implements AutoCloseable {
   private AdvancedTlsX509KeyManager keyManager(Path cert, Path key, Duration interval,
       String block) throws IOException, GeneralSecurityException {
     AdvancedTlsX509KeyManager keys = new AdvancedTlsX509KeyManager();
-    FileLoad load = () -> keys.updateIdentityCredentials(cert.toFile(), key.toFile());
+    // Checked as at start-up before use: a half-rotated pair (the new certificate, the old key),
+    // an expired or an empty file never replaces credentials that work.
+    FileLoad load = () -> {
+      ConfigProblems problems = new ConfigProblems();
+      Optional<Identity> identity = checkPair(cert, key, block, problems);
+      if (identity.isEmpty()) {
+        throw new GeneralSecurityException(String.join("; ", problems.asList()));
+      }
+      keys.updateIdentityCredentials(identity.get().chain(), identity.get().key());
+    };
     load.run();
     watch(interval, block + ".cert-file and key-file", List.of(cert, key), load);
     return keys;
@@ -137,21 +147,25 @@ public final class TransportSecurity implements AutoCloseable {
    * reloading polls once a minute at the most often; this one polls at {@code interval}.
    */
   private void watch(Duration interval, String what, List<Path> files, FileLoad load) {
-    List<String> seen = new ArrayList<>(List.of(stamps(files)));
+    // [0]: the stamps now in use; [1]: the stamps last warned about.
+    String[] seen = {stamps(files), ""};
     watches.add(reloader.scheduleWithFixedDelay(() -> {
       String now = stamps(files);
-      if (now.equals(seen.get(0))) {
+      if (now.equals(seen[0])) {
         return;
       }
       try {
         load.run();
-        seen.set(0, now);
+        seen[0] = now;
         LOG.info("{} changed on disk; the new files are in use", what);
       } catch (IOException | GeneralSecurityException | RuntimeException e) {
-        // A half-written file: keep the previous credentials and try again on the next change.
-        seen.set(0, now);
-        LOG.warn("{} changed on disk but cannot be used ({}); the previous files stay in use",
-            what, e.getMessage());
+        // Half-rotated or broken: keep what works, and try again on every poll, since the
+        // other half of a rotation may come next; say so once per state of the files.
+        if (!now.equals(seen[1])) {
+          seen[1] = now;
+          LOG.warn("{} changed on disk but cannot be used ({}); the previous files stay in use",
+              what, e.getMessage());
+        }
       }
     }, interval.toMillis(), interval.toMillis(), TimeUnit.MILLISECONDS));
   }
@@ -178,19 +192,33 @@ public final class TransportSecurity implements AutoCloseable {
 
   // --- start-up checks --------------------------------------------------------------------------
 
-  private static boolean checkPair(Path certFile, Path keyFile, String block,
+  /** A certificate chain and its key. */
+  private record Identity(X509Certificate[] chain, PrivateKey key) {}
+
+  /** CA certificates for a trust manager; throws when the file holds none. */
+  private static X509Certificate[] authorities(Path file, String key)
+      throws GeneralSecurityException {
+    ConfigProblems problems = new ConfigProblems();
+    Optional<List<X509Certificate>> certs = checkCertificates(file, key, problems);
+    if (certs.isEmpty()) {
+      throw new GeneralSecurityException(String.join("; ", problems.asList()));
+    }
+    return certs.get().toArray(X509Certificate[]::new);
+  }
+
+  private static Optional<Identity> checkPair(Path certFile, Path keyFile, String block,
       ConfigProblems problems) {
     Optional<List<X509Certificate>> chain =
         checkCertificates(certFile, block + ".cert-file", problems);
     Optional<PrivateKey> key = readKey(keyFile, block + ".key-file", problems);
     if (chain.isEmpty() || key.isEmpty()) {
-      return false;
+      return Optional.empty();
     }
     X509Certificate leaf = chain.get().get(0);
     if (!belongTogether(key.get(), leaf.getPublicKey())) {
       problems.add(block + ".key-file " + keyFile + " is not the key of the certificate in "
           + block + ".cert-file " + certFile + "; give the key the certificate was issued for");
-      return false;
+      return Optional.empty();
     }
     try {
       leaf.checkValidity();
@@ -198,9 +226,9 @@ public final class TransportSecurity implements AutoCloseable {
       problems.add(block + ".cert-file " + certFile + ": the certificate "
           + leaf.getSubjectX500Principal() + " is not valid now (valid " + leaf.getNotBefore()
           + " to " + leaf.getNotAfter() + ")");
-      return false;
+      return Optional.empty();
     }
-    return true;
+    return Optional.of(new Identity(chain.get().toArray(X509Certificate[]::new), key.get()));
   }
 
   private static Optional<List<X509Certificate>> checkCertificates(Path file, String key,

@@ -121,6 +121,19 @@ class ClientCommandsTest {
   }
 
   @Test
+  void secretsGoInPlaintextOnlyToThisHost() {
+    ClientCommands.Target t = new ClientCommands.Target();
+    for (String local : new String[] {"127.0.0.1:50052", "localhost:1", "[::1]:50052"}) {
+      t.target = local;
+      assertTrue(t.mayCarrySecrets(), local);
+    }
+    t.target = "worker-1.build.internal:50052";
+    assertFalse(t.mayCarrySecrets(), "plaintext to another host");
+    t.caFile = java.nio.file.Path.of("ca.pem");
+    assertTrue(t.mayCarrySecrets(), "over TLS");
+  }
+
+  @Test
   void pingOverTlsTrustingTheCaFile() throws Exception {
     TestCertificates.Authority ca = TestCertificates.newAuthority("slipway test CA");
     Path caFile = ca.writeCertificate(dir.resolve("ca.crt"));
