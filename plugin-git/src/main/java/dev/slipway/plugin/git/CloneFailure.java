@@ -25,6 +25,11 @@ public final class CloneFailure extends Exception {
     UNREACHABLE,
     /** A submodule's URL breaks the URL rules. */
     SUBMODULE_REFUSED,
+    /**
+     * The clone would pass {@link CloneSpec#maxCheckoutSize()}; the message says what passed it
+     * (the bytes received, the files to check out, the checkout on disk) and by how much.
+     */
+    TOO_LARGE,
     /** Anything else. */
     FAILED
   }

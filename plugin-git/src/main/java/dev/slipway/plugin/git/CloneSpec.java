@@ -18,6 +18,8 @@ import java.util.Optional;
  * @param submodules whether to clone submodules too
  * @param timeout connect timeout of each request, and longest wait between two reads
  * @param urlPolicy the rules every submodule URL must pass as well
+ * @param maxCheckoutSize most bytes the clone may receive from servers, and most it may write
+ *     under {@code directory}, {@code .git} and submodules included; more than 0
  */
 public record CloneSpec(
     URI url,
@@ -27,7 +29,8 @@ public record CloneSpec(
     int depth,
     boolean submodules,
     Duration timeout,
-    UrlPolicy urlPolicy) {
+    UrlPolicy urlPolicy,
+    long maxCheckoutSize) {
 
   public CloneSpec {
     Objects.requireNonNull(url, "url");
@@ -36,5 +39,8 @@ public record CloneSpec(
     Objects.requireNonNull(directory, "directory");
     Objects.requireNonNull(timeout, "timeout");
     Objects.requireNonNull(urlPolicy, "urlPolicy");
+    if (maxCheckoutSize <= 0) {
+      throw new IllegalArgumentException("maxCheckoutSize must be more than 0: " + maxCheckoutSize);
+    }
   }
 }

@@ -23,6 +23,7 @@ import java.util.function.Function;
  * @param connectTimeout connect timeout of each request to the git server, and longest wait
  *     between two reads of its answer
  * @param progressInterval least time between two progress lines
+ * @param maxCheckoutSize most bytes a clone may receive and write into its checkout
  */
 record GitSettings(
     Duration timeout,
@@ -30,7 +31,8 @@ record GitSettings(
     boolean submodules,
     List<String> allowedSchemes,
     Duration connectTimeout,
-    Duration progressInterval) {
+    Duration progressInterval,
+    long maxCheckoutSize) {
 
   static final Set<String> KEYS =
       Set.of(
@@ -39,7 +41,11 @@ record GitSettings(
           "submodules",
           "allowed-schemes",
           "connect-timeout",
-          "progress-interval");
+          "progress-interval",
+          "max-checkout-size");
+
+  /** The full key, for messages that tell an operator what to change. */
+  static final String MAX_CHECKOUT_SIZE_KEY = "worker.stages.git.max-checkout-size";
 
   private static final Duration MIN_PROGRESS_INTERVAL = Duration.ofMillis(100);
   private static final Duration MIN_CONNECT_TIMEOUT = Duration.ofMillis(100);
@@ -96,11 +102,19 @@ record GitSettings(
               + "ms is too short; use at least 100ms so that progress stays at a few lines a"
               + " second");
     }
+    Long maxCheckoutSize =
+        read(config, "max-checkout-size", "a size such as 2GiB", problems, config::getBytes);
+    if (maxCheckoutSize != null && maxCheckoutSize <= 0) {
+      problems.add(
+          "max-checkout-size: "
+              + maxCheckoutSize
+              + " is not allowed; use a size of more than 0 bytes, e.g. 2GiB");
+    }
     if (!problems.isEmpty()) {
       throw new StageConfigException(problems);
     }
     return new GitSettings(
-        timeout, depth, submodules, schemes, connectTimeout, progressInterval);
+        timeout, depth, submodules, schemes, connectTimeout, progressInterval, maxCheckoutSize);
   }
 
   private static List<String> schemes(List<String> configured, List<String> problems) {

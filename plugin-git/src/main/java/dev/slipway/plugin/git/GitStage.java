@@ -29,6 +29,7 @@ final class GitStage implements Stage {
   static final String UNREACHABLE = "git.unreachable";
   static final String SUBMODULE_REFUSED = "git.submodule-refused";
   static final String CLONE_FAILED = "git.clone-failed";
+  static final String REPO_TOO_LARGE = "git.repo-too-large";
 
   /** Real tokens are 40 characters and more. */
   private static final int MIN_MASKED_TOKEN = 8;
@@ -75,7 +76,8 @@ final class GitStage implements Stage {
             settings.depth(),
             settings.submodules(),
             settings.connectTimeout(),
-            urls);
+            urls,
+            settings.maxCheckoutSize());
     context
         .log()
         .line(
@@ -169,6 +171,30 @@ final class GitStage implements Stage {
       case SUBMODULE_REFUSED -> {
         code = SUBMODULE_REFUSED;
         message = "the repository's " + detail;
+      }
+      case TOO_LARGE -> {
+        code = REPO_TOO_LARGE;
+        // INVALID_REQUEST, not EXTERNAL: the server did nothing wrong and nothing here is
+        // transient. The size comes from the repository the request names, so the same request
+        // fails the same way on every retry and on every worker with this limit; it passes only
+        // with another repo_url or branch, or once the operator raises the limit. A caller that
+        // retries EXTERNAL failures must not retry this one.
+        message =
+            url
+                + (branch.isEmpty() ? "" : " (branch " + branch + ")")
+                + " is too large for this worker: "
+                + detail
+                + ". The limit, "
+                + GitSettings.MAX_CHECKOUT_SIZE_KEY
+                + " = "
+                + Sizes.format(settings.maxCheckoutSize())
+                + ", counts the data received and everything written to the checkout, .git"
+                + (settings.submodules() ? " and submodules" : "")
+                + " included"
+                + (settings.depth() == 0 ? ", with the whole history (depth = 0)" : "")
+                + ". Clone a smaller repository or branch, or raise "
+                + GitSettings.MAX_CHECKOUT_SIZE_KEY
+                + " in the worker's configuration";
       }
       default -> {
         code = CLONE_FAILED;

@@ -17,6 +17,8 @@ import java.util.List;
 import java.util.ServiceLoader;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The stage's configuration: shipped defaults, and every problem reported at once. */
 class GitSettingsTest {
@@ -31,6 +33,7 @@ class GitSettingsTest {
     assertEquals(List.of("https"), settings.allowedSchemes());
     assertEquals(Duration.ofSeconds(30), settings.connectTimeout());
     assertEquals(Duration.ofMillis(500), settings.progressInterval());
+    assertEquals(2L * 1024 * 1024 * 1024, settings.maxCheckoutSize());
   }
 
   @Test
@@ -56,7 +59,8 @@ class GitSettingsTest {
         GitSettings.from(
             GitTestSupport.config(
                 "depth = 0, submodules = true, allowed-schemes = [HTTPS, http],"
-                    + " connect-timeout = 1500ms, progress-interval = 2s, timeout = 1h"));
+                    + " connect-timeout = 1500ms, progress-interval = 2s, timeout = 1h,"
+                    + " max-checkout-size = 500MiB"));
 
     assertEquals(0, settings.depth());
     assertTrue(settings.submodules());
@@ -64,6 +68,31 @@ class GitSettingsTest {
     assertEquals(Duration.ofMillis(1500), settings.connectTimeout());
     assertEquals(Duration.ofSeconds(2), settings.progressInterval());
     assertEquals(Duration.ofHours(1), settings.timeout());
+    assertEquals(500L * 1024 * 1024, settings.maxCheckoutSize());
+    assertEquals(1500L, GitSettings.from(GitTestSupport.config("max-checkout-size = 1500")).maxCheckoutSize());
+    assertEquals(
+        3L * 1024 * 1024 * 1024 * 1024,
+        GitSettings.from(GitTestSupport.config("max-checkout-size = 3T")).maxCheckoutSize());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"0", "0B", "0GiB", "-1", "-5MiB", "lots", "2 gigs", "[2GiB]", "{}", "\"\""})
+  void maxCheckoutSizeMustBeASizeOfMoreThanZero(String value) {
+    Config bad =
+        ConfigFactory.parseString("max-checkout-size = " + value).withFallback(GitTestSupport.reference());
+
+    StageConfigException e =
+        assertThrows(
+            StageConfigException.class,
+            () -> new GitStageFactory().create(bad, GitTestSupport.environment()));
+
+    assertEquals(1, e.problems().size(), e.problems()::toString);
+    String problem = e.problems().get(0);
+    assertTrue(problem.startsWith("max-checkout-size: "), problem);
+    assertTrue(
+        problem.contains("use a size of more than 0 bytes, e.g. 2GiB")
+            || problem.contains("expected a size such as 2GiB"),
+        problem);
   }
 
   @Test
@@ -103,6 +132,7 @@ class GitSettingsTest {
     assertContains(problems, "allowed-schemes: is empty, so no repository could be cloned");
     assertContains(problems, "connect-timeout: missing");
     assertContains(problems, "progress-interval: missing");
+    assertContains(problems, "max-checkout-size: missing; expected a size such as 2GiB");
   }
 
   @Test

@@ -113,4 +113,46 @@ class SecretMaskingTest {
     assertFalse(events.toString().contains("hunter2-registry-pass"));
     assertFalse(logs.toString(StandardCharsets.UTF_8).contains("hunter2-registry-pass"));
   }
+
+  @Test
+  void aJobsSecretMasksOnlyThatJobsLines() throws Exception {
+    // Job a's token is a word that job b prints: b's lines must stay readable.
+    String word = "progress-ticket-4711";
+    worker = TestWorkers.start(dir, "worker.pipeline = [test-block]\n"
+        + "worker.max-concurrent-jobs = 2\n"
+        + "worker.stages.test-block { duration = 1s, log-interval = 50ms,"
+        + " log-line = \"at " + word + "\" }\n");
+    channel = TestWorkers.channel(worker);
+    var stub = JobServiceGrpc.newFutureStub(channel);
+    var a = stub.runJob(TestWorkers.request().setJobId("job-a").setGithubToken(word).build());
+    List<JobEvent> bEvents = new ArrayList<>();
+    JobServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+        .streamJob(TestWorkers.request().setJobId("job-b").build())
+        .forEachRemaining(bEvents::add);
+    a.get(30, TimeUnit.SECONDS);
+    String log = logs.toString(StandardCharsets.UTF_8);
+    assertTrue(bEvents.stream().anyMatch(e -> e.hasLog()
+        && e.getLog().getLine().equals("at " + word)), "b's own events are not masked");
+    List<String> lines = log.lines().filter(l -> l.contains("dev.slipway.job")).toList();
+    assertTrue(lines.stream().anyMatch(l -> l.contains("job=job-b") && l.endsWith("at " + word)),
+        "b's log lines are not masked with a's token:\n" + log);
+    assertTrue(lines.stream().filter(l -> l.contains("job=job-a"))
+        .allMatch(l -> l.endsWith("at ****")), "a's lines are:\n" + log);
+  }
+
+  @Test
+  void controlCharactersOfBuildOutputAreShownNotActedOn() throws Exception {
+    String evil = "\u001b[2J\u001b]0;owned\u0007clear\rfake line\u009b31m";
+    worker = TestWorkers.start(dir, "worker.pipeline = [test-block]\n"
+        + "worker.stages.test-block { duration = 200ms, log-interval = 50ms,"
+        + " log-line = \"" + evil.replace("\u001b", "\\u001b").replace("\u0007", "\\u0007")
+            .replace("\r", "\\r").replace("\u009b", "\\u009b") + "\" }\n");
+    channel = TestWorkers.channel(worker);
+    JobServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+        .runJob(TestWorkers.request().build());
+    String log = logs.toString(StandardCharsets.UTF_8);
+    assertFalse(log.chars().anyMatch(c -> c == 0x1b || c == 0x07 || c == 0x9b || c == '\r'),
+        "no control character reaches the text log");
+    assertTrue(log.contains("\\x1b[2J\\x1b]0;owned\\x07clear"), log);
+  }
 }

@@ -1,6 +1,8 @@
 package dev.slipway.plugin.git.jgit;
 
+import java.io.FilterInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.net.HttpURLConnection;
 import java.net.Proxy;
@@ -20,7 +22,7 @@ import org.eclipse.jgit.transport.http.JDKHttpConnection;
 import org.eclipse.jgit.transport.http.JDKHttpConnectionFactory;
 
 /**
- * JGit's own JDK connection factory for one clone, with three additions.
+ * JGit's own JDK connection factory for one clone, with four additions.
  *
  * <ul>
  *   <li>It connects only to the origins (scheme, host, port) the clone was allowed: JGit follows
@@ -33,6 +35,9 @@ import org.eclipse.jgit.transport.http.JDKHttpConnectionFactory;
  *       (TransportCommand.setTimeout) wraps each stream in a TimeoutInputStream whose timer
  *       thread clears the reading thread's interrupt flag, which would swallow the runtime's
  *       interrupt; with that timeout off, JGit would set the connections' timeouts to infinite.
+ *   <li>It counts every byte read from the server's answers against the clone's {@link SizeLimit},
+ *       as they arrive: the read that passes {@code max-checkout-size} fails, so a pack larger
+ *       than the limit is stopped while it is sent, not once it is on disk.
  * </ul>
  *
  * <p>To reach the JDK connection that JGit's {@code JDKHttpConnection} wraps, the URL handed to
@@ -41,6 +46,7 @@ import org.eclipse.jgit.transport.http.JDKHttpConnectionFactory;
 final class GuardedConnectionFactory implements HttpConnectionFactory2 {
   private final JDKHttpConnectionFactory delegate = new JDKHttpConnectionFactory();
   private final int timeoutMillis;
+  private final SizeLimit limit;
   private final Set<String> origins = ConcurrentHashMap.newKeySet();
   private final List<HttpURLConnection> opened = new ArrayList<>();
   private boolean aborted;
@@ -63,7 +69,17 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
    * @param timeoutMillis connect timeout, and read timeout between two reads, of every request
    */
   GuardedConnectionFactory(URI origin, int timeoutMillis) {
+    this(origin, timeoutMillis, null);
+  }
+
+  /**
+   * @param origin the repository's URL, whose origin is allowed
+   * @param timeoutMillis connect timeout, and read timeout between two reads, of every request
+   * @param limit counts the bytes received; null for none
+   */
+  GuardedConnectionFactory(URI origin, int timeoutMillis, SizeLimit limit) {
     this.timeoutMillis = timeoutMillis;
+    this.limit = limit;
     allow(origin);
   }
 
@@ -93,13 +109,13 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
 
   @Override
   public HttpConnection create(URL url) throws IOException {
-    TimedConnection connection = new TimedConnection(guard(url));
+    TimedConnection connection = new TimedConnection(guard(url), limit);
     return connection.timeouts(timeoutMillis);
   }
 
   @Override
   public HttpConnection create(URL url, Proxy proxy) throws IOException {
-    TimedConnection connection = new TimedConnection(guard(url), proxy);
+    TimedConnection connection = new TimedConnection(guard(url), proxy, limit);
     return connection.timeouts(timeoutMillis);
   }
 
@@ -152,15 +168,38 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
 
   /**
    * JGit's JDK connection, still one for the session's TLS set-up, with the clone's timeouts
-   * fixed: JGit's calls to change them are ignored.
+   * fixed (JGit's calls to change them are ignored) and its answer counted.
    */
   private static final class TimedConnection extends JDKHttpConnection {
-    TimedConnection(URL url) throws IOException {
+    private final SizeLimit limit;
+    private InputStream counted;
+    private InputStream raw;
+
+    TimedConnection(URL url, SizeLimit limit) throws IOException {
       super(url);
+      this.limit = limit;
     }
 
-    TimedConnection(URL url, Proxy proxy) throws IOException {
+    TimedConnection(URL url, Proxy proxy, SizeLimit limit) throws IOException {
       super(url, proxy);
+      this.limit = limit;
+    }
+
+    /**
+     * The answer's body as it comes off the socket, before JGit undoes any gzip encoding: the
+     * bytes the server really sent.
+     */
+    @Override
+    public synchronized InputStream getInputStream() throws IOException {
+      InputStream in = super.getInputStream();
+      if (limit == null) {
+        return in;
+      }
+      if (in != raw) {
+        raw = in;
+        counted = new CountingInputStream(in, limit);
+      }
+      return counted;
     }
 
     TimedConnection timeouts(int millis) {
@@ -174,6 +213,37 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
 
     @Override
     public void setReadTimeout(int ignored) {}
+  }
+
+  /** Counts what is read (and skipped, which is read from the socket too) against the limit. */
+  private static final class CountingInputStream extends FilterInputStream {
+    private final SizeLimit limit;
+
+    CountingInputStream(InputStream in, SizeLimit limit) {
+      super(in);
+      this.limit = limit;
+    }
+
+    @Override
+    public int read() throws IOException {
+      int b = super.read();
+      limit.received(b < 0 ? 0 : 1);
+      return b;
+    }
+
+    @Override
+    public int read(byte[] buffer, int offset, int length) throws IOException {
+      int n = super.read(buffer, offset, length);
+      limit.received(Math.max(n, 0));
+      return n;
+    }
+
+    @Override
+    public long skip(long n) throws IOException {
+      long skipped = super.skip(n);
+      limit.received(Math.max(skipped, 0));
+      return skipped;
+    }
   }
 
   /** A connection to an origin the clone was not allowed, after a redirect. */

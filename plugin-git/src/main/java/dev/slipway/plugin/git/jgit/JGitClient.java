@@ -6,6 +6,7 @@ import dev.slipway.plugin.git.CloneListener;
 import dev.slipway.plugin.git.CloneResult;
 import dev.slipway.plugin.git.CloneSpec;
 import dev.slipway.plugin.git.GitClient;
+import java.io.File;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.NoRouteToHostException;
@@ -14,6 +15,7 @@ import java.net.URISyntaxException;
 import java.net.UnknownHostException;
 import java.security.GeneralSecurityException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -26,17 +28,24 @@ import org.eclipse.jgit.api.Git;
 import org.eclipse.jgit.api.TransportCommand;
 import org.eclipse.jgit.api.errors.GitAPIException;
 import org.eclipse.jgit.api.errors.JGitInternalException;
+import org.eclipse.jgit.dircache.DirCacheCheckout;
 import org.eclipse.jgit.errors.ConfigInvalidException;
 import org.eclipse.jgit.errors.NoRemoteRepositoryException;
 import org.eclipse.jgit.lib.Constants;
 import org.eclipse.jgit.lib.ObjectId;
+import org.eclipse.jgit.lib.ObjectReader;
 import org.eclipse.jgit.lib.Ref;
+import org.eclipse.jgit.lib.RefUpdate;
 import org.eclipse.jgit.lib.Repository;
+import org.eclipse.jgit.revwalk.RevCommit;
+import org.eclipse.jgit.revwalk.RevTree;
+import org.eclipse.jgit.revwalk.RevWalk;
 import org.eclipse.jgit.submodule.SubmoduleWalk;
 import org.eclipse.jgit.transport.CredentialsProvider;
 import org.eclipse.jgit.transport.Transport;
 import org.eclipse.jgit.transport.TransportHttp;
 import org.eclipse.jgit.transport.URIish;
+import org.eclipse.jgit.treewalk.TreeWalk;
 
 /**
  * {@link GitClient} on JGit, over smart HTTP only.
@@ -44,8 +53,10 @@ import org.eclipse.jgit.transport.URIish;
  * <p>A clone is two steps: {@code ls-remote} finds the branch (the remote's default one when none
  * is asked for, so that even that clone is single-branch; a missing branch is reported with the
  * ones that exist, before anything is written), then a single-branch clone of it, shallow unless
- * depth is 0. Submodules are cloned afterwards, each only once its URL has passed the same rules
- * as the repository's.
+ * depth is 0, without checkout; the checkout follows once the files it writes are known to fit
+ * {@code max-checkout-size} (see {@link SizeLimit}, which also counts the bytes received and
+ * watches the disk). Submodules are cloned afterwards, each only once its URL has passed the same
+ * rules as the repository's, and each held to the same limit.
  */
 public final class JGitClient implements GitClient {
 
@@ -57,16 +68,29 @@ public final class JGitClient implements GitClient {
   @Override
   public CloneResult cloneRepository(CloneSpec spec, CloneListener listener)
       throws CloneFailure, InterruptedException {
+    SizeLimit limit = new SizeLimit(spec.maxCheckoutSize(), spec.directory());
     GuardedConnectionFactory connections =
-        new GuardedConnectionFactory(spec.url(), (int) spec.timeout().toMillis());
+        new GuardedConnectionFactory(spec.url(), (int) spec.timeout().toMillis(), limit);
     listener.onCancel(connections::abort);
-    try {
-      return new Clone(spec, listener, connections).run();
+    // Over the limit, the clone stops as on cancellation: its sockets close at once, and JGit,
+    // which polls the progress monitor between objects and files, stops at the next one.
+    limit.onExceeded(connections::abort);
+    try (limit) {
+      limit.startWatching(SizeLimit.WATCH_INTERVAL);
+      CloneResult result = new Clone(spec, listener, connections, limit).run();
+      if (limit.exceeded()) {
+        throw limit.failure(null); // The watcher tripped while the clone finished.
+      }
+      return result;
     } catch (CloneFailure | GitAPIException | JGitInternalException | IOException
         | ConfigInvalidException | TransportRefusedException e) {
       // An aborted socket looks like a network failure; the cancellation is the real cause.
       if (listener.isCancelled()) {
         throw cancelled(e);
+      }
+      // Whatever JGit made of the closed sockets or the cancelled monitor, this is the cause.
+      if (limit.exceeded()) {
+        throw e instanceof CloneFailure f && f.reason() == Reason.TOO_LARGE ? f : limit.failure(e);
       }
       if (e instanceof CloneFailure failure) {
         throw failure;
@@ -147,14 +171,20 @@ public final class JGitClient implements GitClient {
     private final CloneListener listener;
     private final GuardedConnectionFactory connections;
     private final CredentialsProvider credentials;
+    private final SizeLimit limit;
     private final ListenerProgressMonitor monitor;
 
-    Clone(CloneSpec spec, CloneListener listener, GuardedConnectionFactory connections)
+    Clone(
+        CloneSpec spec,
+        CloneListener listener,
+        GuardedConnectionFactory connections,
+        SizeLimit limit)
         throws CloneFailure {
       this.spec = spec;
       this.listener = listener;
       this.connections = connections;
-      this.monitor = new ListenerProgressMonitor(listener);
+      this.limit = limit;
+      this.monitor = new ListenerProgressMonitor(listener, limit::exceeded);
       URIish origin;
       try {
         origin = new URIish(spec.url().toString());
@@ -178,6 +208,8 @@ public final class JGitClient implements GitClient {
               .setBranch(ref)
               .setBranchesToClone(List.of(ref))
               .setCloneAllBranches(false)
+              // Done below, once the files' size is known to fit the limit.
+              .setNoCheckout(true)
               // Done below, once their URLs have been checked.
               .setCloneSubmodules(false)
               .setProgressMonitor(monitor);
@@ -186,15 +218,73 @@ public final class JGitClient implements GitClient {
       }
       try (Git git = configure(clone).call()) {
         Repository repository = git.getRepository();
-        if (spec.submodules()) {
-          cloneSubmodules(repository);
-        }
         ObjectId head = repository.resolve(Constants.HEAD + "^{commit}");
         if (head == null) {
           throw new CloneFailure(Reason.FAILED, "the clone has no HEAD commit", null);
         }
+        checkout(repository, head, false);
+        if (spec.submodules()) {
+          cloneSubmodules(repository);
+        }
+        // The watcher looks every 100 ms; what the last moments wrote is checked here.
+        limit.checkDisk();
         return new CloneResult(head.name(), branch);
       }
+    }
+
+    /**
+     * Checks out {@code commit} into {@code repository}'s work tree, as {@code CloneCommand} and
+     * {@code SubmoduleUpdateCommand} do, but only once the files' total size has been found to fit
+     * the limit: JGit writes each file in one go, so a small pack that expands into huge files is
+     * refused here before the first byte is written.
+     */
+    private void checkout(Repository repository, ObjectId commitId, boolean failOnConflict)
+        throws IOException, InterruptedException {
+      RevCommit commit;
+      try (RevWalk walk = new RevWalk(repository)) {
+        commit = walk.parseCommit(commitId);
+      }
+      limit.checkPlanned(filesSize(repository, commit.getTree()), commit.name());
+      checkCancelled();
+      DirCacheCheckout checkout =
+          new DirCacheCheckout(repository, repository.lockDirCache(), commit.getTree());
+      checkout.setFailOnConflict(failOnConflict);
+      checkout.setProgressMonitor(monitor);
+      checkout.checkout();
+    }
+
+    /**
+     * The bytes that checking out {@code tree} writes: each path's blob size (a blob at many
+     * paths is written many times), read from the object headers without inflating the blobs.
+     * Counting stops once past the limit. Submodules are not counted: they are clones of their own,
+     * checked the same way.
+     */
+    private long filesSize(Repository repository, RevTree tree)
+        throws IOException, InterruptedException {
+      long total = 0;
+      long paths = 0;
+      Map<ObjectId, Long> sizes = new HashMap<>();
+      try (ObjectReader reader = repository.newObjectReader();
+          TreeWalk walk = new TreeWalk(repository, reader)) {
+        walk.addTree(tree);
+        walk.setRecursive(true);
+        while (walk.next() && total <= limit.maxBytes()) {
+          if (walk.getFileMode(0).getObjectType() != Constants.OBJ_BLOB) {
+            continue;
+          }
+          ObjectId id = walk.getObjectId(0);
+          Long size = sizes.get(id);
+          if (size == null) {
+            size = reader.getObjectSize(id, Constants.OBJ_BLOB);
+            sizes.put(id, size);
+          }
+          total += size;
+          if (++paths % 4096 == 0) {
+            checkCancelled();
+          }
+        }
+      }
+      return total;
     }
 
     /** The branch to clone: the one asked for, which must exist, or the remote's default. */
@@ -289,13 +379,33 @@ public final class JGitClient implements GitClient {
           connections.allow(spec.urlPolicy().normalize(url));
         }
       }
-      configure(Git.wrap(repository).submoduleUpdate()).setProgressMonitor(monitor).call();
+      // What SubmoduleUpdateCommand does for a new submodule, less the checkout of the
+      // submodule's default branch that it writes first: a clone, then a checkout of the commit
+      // the parent pins, as a detached HEAD, held to the size limit like the repository's own.
       try (SubmoduleWalk walk = SubmoduleWalk.forIndex(repository)) {
         while (walk.next()) {
-          try (Repository submodule = walk.getRepository()) {
-            if (submodule != null) {
-              cloneSubmodules(submodule);
-            }
+          String url = walk.getConfigUrl();
+          if (walk.getModulesPath() == null || url == null) {
+            continue;
+          }
+          checkCancelled();
+          File gitDir =
+              new File(new File(repository.getCommonDirectory(), Constants.MODULES), walk.getPath());
+          CloneCommand clone =
+              Git.cloneRepository()
+                  .setURI(url)
+                  .setDirectory(walk.getDirectory())
+                  .setGitDir(gitDir)
+                  .setRelativePaths(true)
+                  .setNoCheckout(true)
+                  .setProgressMonitor(monitor);
+          try (Git submodule = configure(clone).call()) {
+            Repository sub = submodule.getRepository();
+            checkout(sub, walk.getObjectId(), true);
+            RefUpdate head = sub.updateRef(Constants.HEAD, true);
+            head.setNewObjectId(walk.getObjectId());
+            head.forceUpdate();
+            cloneSubmodules(sub);
           }
         }
       }

@@ -1,23 +1,30 @@
 package dev.slipway.plugin.git.jgit;
 
 import dev.slipway.plugin.git.CloneListener;
+import java.util.function.BooleanSupplier;
 import org.eclipse.jgit.lib.ProgressMonitor;
 
 /**
  * JGit's progress callbacks, handed to a {@link CloneListener}; JGit polls {@link #isCancelled}
- * between objects, which is how a transfer in progress stops.
+ * between objects and between files, which is how a transfer or checkout in progress stops: when
+ * the job is cancelled, or when the clone passed its size limit.
  *
  * <p>Implements the interface directly: JGit's {@code BatchingProgressMonitor} would schedule its
  * updates on a shared background thread.
  */
 final class ListenerProgressMonitor implements ProgressMonitor {
   private final CloneListener listener;
+  private final BooleanSupplier stop;
   private String task = "";
   private long done;
   private long total;
 
-  ListenerProgressMonitor(CloneListener listener) {
+  /**
+   * @param stop whether the clone must stop for a reason of its own, such as its size limit
+   */
+  ListenerProgressMonitor(CloneListener listener, BooleanSupplier stop) {
     this.listener = listener;
+    this.stop = stop;
   }
 
   @Override
@@ -42,7 +49,7 @@ final class ListenerProgressMonitor implements ProgressMonitor {
 
   @Override
   public boolean isCancelled() {
-    return listener.isCancelled();
+    return stop.getAsBoolean() || listener.isCancelled();
   }
 
   @Override

@@ -22,11 +22,12 @@ public final class BlockingStageFactory implements StageFactory {
   public Stage create(Config config, WorkerEnvironment environment) {
     Duration duration = config.getDuration("duration");
     Duration interval = config.getDuration("log-interval");
-    return context -> block(context, duration, interval);
+    String line = config.getString("log-line");
+    return context -> block(context, duration, interval, line);
   }
 
-  private static void block(JobContext context, Duration duration, Duration interval)
-      throws InterruptedException {
+  private static void block(JobContext context, Duration duration, Duration interval,
+      String line) throws InterruptedException {
     try {
       Files.writeString(context.workspace().resolve("partial-work.txt"), "in progress");
     } catch (java.io.IOException e) {
@@ -34,7 +35,7 @@ public final class BlockingStageFactory implements StageFactory {
     }
     long end = System.nanoTime() + duration.toNanos();
     while (System.nanoTime() < end) {
-      context.log().line("still working");
+      context.log().line(line);
       Thread.sleep(interval.toMillis());
     }
   }
