@@ -200,7 +200,7 @@ public final class Worker implements AutoCloseable {
             credentials, callers.enabled(),
             settings.health().map(h -> new java.net.InetSocketAddress(h.bindAddress(), h.port())),
             settings.limits().maxInboundMessageSize(), settings.jobTimeout(),
-            settings.stopping().stuckLimit()),
+            settings.stopping().stuckLimit(), settings.jobs()),
         jobs, settings.id(), new CallerInterceptor(callers, new AccessPolicy(security.policy()),
             security.openMethods(), jobs));
     server.start();

@@ -45,6 +45,7 @@ import java.util.regex.Pattern;
  * @param health the plaintext health-only listener for probes, if enabled
  * @param limits what one request may ask and one job may produce
  * @param stopping how stopping a job and cleaning up after it are bounded
+ * @param jobs what is kept of jobs' events and of finished jobs
  */
 public record WorkerSettings(
     String id,
@@ -65,7 +66,20 @@ public record WorkerSettings(
     SecuritySettings security,
     Optional<Health> health,
     Limits limits,
-    Stopping stopping) {
+    Stopping stopping,
+    Jobs jobs) {
+
+  /**
+   * What is kept of jobs, for WatchJob and GetJob.
+   *
+   * @param bufferEvents events kept per job for replay
+   * @param bufferBytes bytes of events kept per job for replay
+   * @param retention how long a finished job is kept
+   * @param retained how many finished jobs are kept at most
+   * @param retainedBytes how many bytes of finished jobs' events are kept at most
+   */
+  public record Jobs(int bufferEvents, long bufferBytes, Duration retention, int retained,
+      long retainedBytes) {}
 
   /**
    * How stopping is bounded.
@@ -236,6 +250,17 @@ public record WorkerSettings(
     }
 
     Limits limits = Limits.from(config, problems);
+    Jobs jobs = new Jobs(
+        read(problems, () -> config.getInt("worker.jobs.event-buffer.events"), 10_000),
+        read(problems, () -> config.getBytes("worker.jobs.event-buffer.bytes"), 8L << 20),
+        positive(config, problems, "worker.jobs.retention"),
+        read(problems, () -> config.getInt("worker.jobs.retained"), 1_000),
+        read(problems, () -> config.getBytes("worker.jobs.retained-bytes"), 256L << 20));
+    if (jobs.bufferEvents() < 1 || jobs.bufferBytes() < 1024 || jobs.retained() < 0
+        || jobs.retainedBytes() < 0) {
+      problems.add("worker.jobs: event-buffer.events must be at least 1, event-buffer.bytes at"
+          + " least 1KiB, retained and retained-bytes at least 0");
+    }
     Stopping stopping = new Stopping(positive(config, problems, "worker.stop-grace"),
         positive(config, problems, "worker.cleanup-timeout"),
         positive(config, problems, "worker.stuck-stage-limit"));
@@ -264,7 +289,8 @@ public record WorkerSettings(
         security,
         healthEnabled ? Optional.of(new Health(healthBind, healthPort)) : Optional.empty(),
         limits,
-        stopping);
+        stopping,
+        jobs);
   }
 
   private static Map<String, String> readLabels(Config config, ConfigProblems problems) {

@@ -5,12 +5,14 @@ import dev.slipway.proto.v1.CancelJobResponse;
 import dev.slipway.proto.v1.JobEvent;
 import dev.slipway.proto.v1.JobRequest;
 import dev.slipway.proto.v1.JobResponse;
+import dev.slipway.proto.v1.GetJobRequest;
+import dev.slipway.proto.v1.GetJobResponse;
 import dev.slipway.proto.v1.JobServiceGrpc;
-import dev.slipway.proto.v1.LogLine;
+import dev.slipway.proto.v1.JobState;
+import dev.slipway.proto.v1.SubmitJobResponse;
+import dev.slipway.proto.v1.WatchJobRequest;
 import dev.slipway.proto.v1.PingRequest;
 import dev.slipway.proto.v1.PingResponse;
-import dev.slipway.proto.v1.StageFinished;
-import dev.slipway.proto.v1.StageStarted;
 import dev.slipway.proto.v1.WorkerStatus;
 import dev.slipway.worker.runtime.errors.ErrorMapping;
 import dev.slipway.worker.runtime.job.JobHandle;
@@ -42,22 +44,25 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
   private final JobManager jobs;
   private final String workerId;
   private final boolean authenticates;
+  private final JobJournals journals;
 
   /**
    * @param authenticates whether callers are told apart ({@code worker.callers}); then a job
    *     another caller started looks, to everyone but admins, as if it did not exist
+   * @param journals the events of running and retained jobs
    */
-  public JobServiceImpl(JobManager jobs, String workerId, boolean authenticates) {
+  JobServiceImpl(JobManager jobs, String workerId, boolean authenticates, JobJournals journals) {
     this.jobs = jobs;
     this.workerId = workerId;
     this.authenticates = authenticates;
+    this.journals = journals;
   }
 
   @Override
   public void runJob(JobRequest request, StreamObserver<JobResponse> observer) {
     ServerCallStreamObserver<JobResponse> call = (ServerCallStreamObserver<JobResponse>) observer;
-    Optional<JobHandle> handle = start(request, call, JobListener.NONE);
-    handle.ifPresent(h -> h.result().whenComplete((result, error) -> {
+    Optional<Started> started = start(request, call, true);
+    started.ifPresent(s -> s.handle().result().whenComplete((result, error) -> {
       if (call.isCancelled()) {
         return;
       }
@@ -74,33 +79,142 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
   @Override
   public void streamJob(JobRequest request, StreamObserver<JobEvent> observer) {
     ServerCallStreamObserver<JobEvent> call = (ServerCallStreamObserver<JobEvent>) observer;
-    start(request, call, new StreamingListener(call));
+    // Its end cancels the job: the watch's cancel handler does both.
+    start(request, call, false).ifPresent(s -> s.journal().watch(call, 0, () -> cancelFor(s)));
   }
 
-  /** Submits the job and ties its life to the call's; empty if the job was refused. */
-  private Optional<JobHandle> start(
-      JobRequest request, ServerCallStreamObserver<?> call, JobListener listener) {
-    AtomicReference<String> jobId = new AtomicReference<>();
-    call.setOnCancelHandler(() -> {
-      String id = jobId.get();
-      if (id != null && jobs.cancel(id)) {
-        LOG.info("the caller of job {} went away or its deadline passed", id);
-      }
+  @Override
+  public void submitJob(JobRequest request, StreamObserver<SubmitJobResponse> observer) {
+    ServerCallStreamObserver<SubmitJobResponse> call =
+        (ServerCallStreamObserver<SubmitJobResponse>) observer;
+    // Detached: no connection's end cancels it; only CancelJob, a timeout or the drain does.
+    start(request, call, false).ifPresent(s -> {
+      call.onNext(SubmitJobResponse.newBuilder().setJobId(s.handle().jobId()).build());
+      call.onCompleted();
     });
+  }
+
+  @Override
+  public void watchJob(WatchJobRequest request, StreamObserver<JobEvent> observer) {
+    Optional<JobJournals.Entry> entry = visibleJob(request.getJobId(), observer);
+    if (entry.isEmpty()) {
+      return;
+    }
+    if (request.getAfterSeq() < 0) {
+      observer.onError(ErrorMapping.invalidArgument("after_seq must be 0 or more: the last seq"
+          + " this watcher saw, 0 for all").asRuntimeException());
+      return;
+    }
+    entry.get().journal().watch((ServerCallStreamObserver<JobEvent>) observer,
+        request.getAfterSeq(), () -> { });
+  }
+
+  @Override
+  public void getJob(GetJobRequest request, StreamObserver<GetJobResponse> observer) {
+    Optional<JobJournals.Entry> entry = visibleJob(request.getJobId(), observer);
+    if (entry.isEmpty()) {
+      return;
+    }
+    JobJournal journal = entry.get().journal();
+    GetJobResponse.Builder response = GetJobResponse.newBuilder()
+        .setJobId(entry.get().jobId())
+        .setLastSeq(journal.lastSeq());
+    Optional<JobResponse> result = journal.result();
+    if (result.isPresent()) {
+      response.setState(JobState.JOB_STATE_FINISHED).setResult(result.get());
+    } else {
+      response.setState(JobState.JOB_STATE_RUNNING).setCurrentStage(journal.currentStage());
+    }
+    observer.onNext(response.build());
+    observer.onCompleted();
+  }
+
+  /**
+   * The running or retained job with that id, if the caller may see it; otherwise the call is
+   * answered NOT_FOUND (another caller's job looks exactly like none) and empty returned.
+   */
+  private Optional<JobJournals.Entry> visibleJob(String rawId, StreamObserver<?> observer) {
+    String id = rawId.trim();
+    if (id.isEmpty()) {
+      observer.onError(ErrorMapping.invalidArgument("job_id is required: the id the job got"
+          + " from SubmitJob, RunJob or StreamJob").asRuntimeException());
+      return Optional.empty();
+    }
+    Caller caller = CallerInterceptor.CALLER.get();
+    Optional<JobJournals.Entry> entry = journals.find(id)
+        .filter(e -> caller.mayAccessJobOf(e.owner()));
+    if (entry.isEmpty()) {
+      observer.onError(ErrorMapping.notFound("no job '" + id + "' is known to worker " + workerId
+          + (authenticates ? " for caller '" + caller.name() + "'" : "")
+          + "; finished jobs are kept for worker.jobs.retention").asRuntimeException());
+    }
+    return entry;
+  }
+
+  /** A started job and its journal. */
+  private record Started(JobHandle handle, JobJournal journal) {}
+
+  private void cancelFor(Started started) {
+    if (jobs.cancel(started.handle().jobId())) {
+      LOG.info("the caller of job {} went away or its deadline passed", started.handle().jobId());
+    }
+  }
+
+  /**
+   * Admits the job with a journal of its events; empty if it was refused (and the call answered).
+   *
+   * @param tied whether the call's end (client gone, deadline passed) cancels the job
+   */
+  private Optional<Started> start(JobRequest request, ServerCallStreamObserver<?> call,
+      boolean tied) {
+    AtomicReference<String> jobId = new AtomicReference<>();
+    if (tied) {
+      call.setOnCancelHandler(() -> {
+        String id = jobId.get();
+        if (id != null && jobs.cancel(id)) {
+          LOG.info("the caller of job {} went away or its deadline passed", id);
+        }
+      });
+    }
+    JobJournal journal = journals.newJournal();
+    JobListener listener = new JobListener() {
+      @Override
+      public void stageStarted(String id, String stage) {
+        journal.stageStarted(id, stage);
+      }
+
+      @Override
+      public void log(String id, String stage, String line) {
+        journal.log(id, stage, line);
+      }
+
+      @Override
+      public void stageFinished(String id, StageOutcome outcome) {
+        journal.stageFinished(id, outcome);
+      }
+
+      @Override
+      public void jobFinished(JobResult result) {
+        journal.jobFinished(result);
+        journals.finished(result.jobId(), journal);
+      }
+    };
+    Caller caller = CallerInterceptor.CALLER.get();
     JobHandle handle;
     try {
-      handle = jobs.submit(ProtoMapping.toView(request), listener,
-          CallerInterceptor.CALLER.get().name(), CallerInterceptor.REPOSITORY_CHECK.get());
+      handle = jobs.submit(ProtoMapping.toView(request), listener, caller.name(),
+          CallerInterceptor.REPOSITORY_CHECK.get(),
+          id -> journals.add(id, caller.name(), journal));
     } catch (RejectedJobException e) {
       LOG.info("job refused: {}", e.getMessage());
       call.onError(ErrorMapping.status(e).asRuntimeException());
       return Optional.empty();
     }
     jobId.set(handle.jobId());
-    if (call.isCancelled()) {
+    if (tied && call.isCancelled()) {
       jobs.cancel(handle.jobId());
     }
-    return Optional.of(handle);
+    return Optional.of(new Started(handle, journal));
   }
 
   @Override
@@ -166,72 +280,5 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     jobs.currentJobId(caller::mayAccessJobOf).ifPresent(response::setCurrentJobId);
     observer.onNext(response.build());
     observer.onCompleted();
-  }
-
-  /**
-   * Turns a job's events into JobEvents on the stream. Log lines are dropped, and counted, while
-   * the client does not keep up, so a slow reader cannot make the worker buffer a whole build's
-   * output; stage events and the result are always sent.
-   */
-  private static final class StreamingListener implements JobListener {
-    private final ServerCallStreamObserver<JobEvent> call;
-    private long dropped;
-
-    StreamingListener(ServerCallStreamObserver<JobEvent> call) {
-      this.call = call;
-    }
-
-    @Override
-    public void stageStarted(String jobId, String stage) {
-      send(event(jobId).setStageStarted(StageStarted.newBuilder().setStage(stage)));
-    }
-
-    @Override
-    public synchronized void log(String jobId, String stage, String line) {
-      if (!call.isReady()) {
-        dropped++;
-        return;
-      }
-      reportDropped(jobId, stage);
-      send(event(jobId).setLog(LogLine.newBuilder().setStage(stage).setLine(line)));
-    }
-
-    private void reportDropped(String jobId, String stage) {
-      if (dropped > 0) {
-        send(event(jobId).setLog(LogLine.newBuilder().setStage(stage).setLine("(" + dropped
-            + " log lines dropped: the client did not read them fast enough)")));
-        dropped = 0;
-      }
-    }
-
-    @Override
-    public synchronized void stageFinished(String jobId, StageOutcome outcome) {
-      reportDropped(jobId, outcome.stage());
-      send(event(jobId).setStageFinished(
-          StageFinished.newBuilder().setResult(ProtoMapping.toProto(outcome))));
-    }
-
-    @Override
-    public void jobFinished(JobResult result) {
-      synchronized (this) {
-        reportDropped(result.jobId(), "");
-      }
-      send(event(result.jobId()).setResult(ProtoMapping.toProto(result)));
-      synchronized (this) {
-        if (!call.isCancelled()) {
-          call.onCompleted();
-        }
-      }
-    }
-
-    private static JobEvent.Builder event(String jobId) {
-      return JobEvent.newBuilder().setJobId(jobId).setTimestampMs(System.currentTimeMillis());
-    }
-
-    private synchronized void send(JobEvent.Builder event) {
-      if (!call.isCancelled()) {
-        call.onNext(event.build());
-      }
-    }
   }
 }

@@ -47,10 +47,12 @@ public final class WorkerServer {
    *     never cut under one
    * @param stuckLimit how long an abandoned job thread may be stuck before health says
    *     NOT_SERVING
+   * @param jobs what is kept of jobs' events and of finished jobs
    */
   public record Options(String bindAddress, int port, Optional<ServerCredentials> credentials,
       boolean authenticates, Optional<InetSocketAddress> healthOnly, int maxInboundMessageSize,
-      Duration longestCall, Duration stuckLimit) {}
+      Duration longestCall, Duration stuckLimit,
+      dev.slipway.worker.runtime.config.WorkerSettings.Jobs jobs) {}
 
   /** Clients may ping a connection at most this often; more often is a protocol error. */
   private static final Duration PERMIT_KEEPALIVE = Duration.ofSeconds(20);
@@ -102,7 +104,10 @@ public final class WorkerServer {
         // Health and reflection too: with TLS on, nothing is served in plaintext, and the gate
         // sees every call (health is open by worker.open-methods, not by being left out).
         .intercept(gate)
-        .addService(new JobServiceImpl(jobs, workerId, options.authenticates()))
+        .addService(new JobServiceImpl(jobs, workerId, options.authenticates(),
+            new JobJournals(new JobJournals.Limits(options.jobs().bufferEvents(),
+                options.jobs().bufferBytes(), options.jobs().retention(),
+                options.jobs().retained(), options.jobs().retainedBytes()))))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .build();

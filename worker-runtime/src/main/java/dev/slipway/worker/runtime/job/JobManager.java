@@ -92,7 +92,7 @@ public final class JobManager implements AutoCloseable {
   /** Starts a job for the one trusted caller of a worker without {@code worker.callers}. */
   public JobHandle submit(JobRequestView request, JobListener listener)
       throws RejectedJobException {
-    return submit(request, listener, ANONYMOUS, url -> Optional.empty());
+    return submit(request, listener, ANONYMOUS, url -> Optional.empty(), id -> { });
   }
 
   /**
@@ -103,9 +103,11 @@ public final class JobManager implements AutoCloseable {
    * @param owner the name of the caller that starts it: only it (and admins) may act on the job
    * @param repositoryCheck why the caller may not clone a URL, for the repositories a stage
    *     fetches beyond repo_url (submodules)
+   * @param admitted called with the job's id once it is admitted, before it starts
    */
   public JobHandle submit(JobRequestView request, JobListener listener, String owner,
-      java.util.function.Function<String, Optional<String>> repositoryCheck)
+      java.util.function.Function<String, Optional<String>> repositoryCheck,
+      java.util.function.Consumer<String> admitted)
       throws RejectedJobException {
     JobRequestView withId = withJobId(request);
     validate(withId);
@@ -141,6 +143,7 @@ public final class JobManager implements AutoCloseable {
           limits.jobOutput(), new JobExecution.Stopping(stopGrace, cleanupTimeout, stuck,
               cleanups, this::oneJobRuns), repositoryCheck);
       running.put(withId.jobId(), execution);
+      admitted.accept(withId.jobId());
     }
     try {
       jobThreads.execute(execution);
