@@ -55,6 +55,8 @@ public final class Worker implements AutoCloseable {
   private final Function<String, Channel> channels;
   private final Workspaces workspaces;
   private final CallerRegistry callers;
+  /** New for every start of the process: the orchestrator tells a restarted worker by it. */
+  private final String instanceId = java.util.UUID.randomUUID().toString();
   private final TransportSecurity transport = new TransportSecurity();
   private java.util.concurrent.ScheduledExecutorService insecureWarnings;
   private Workspaces.Lock workspaceLock;
@@ -76,7 +78,9 @@ public final class Worker implements AutoCloseable {
     // The gauges read the job manager when scraped, by which time it exists.
     this.metrics = new WorkerMetrics(settings.id(), version(), () -> jobs().status(),
         () -> jobs().runningJobIds().size(), this::registrationState,
-        () -> plugins.all().size(), () -> jobs().stuckThreads().count());
+        () -> plugins.all().size(), () -> jobs().stuckThreads().count(),
+        () -> registrar().map(Registrar::heartbeatFailures).orElse(0L),
+        () -> registrar().flatMap(Registrar::lastHeartbeat));
     this.jobs = new JobManager(settings.id(), pipeline, workspaces, settings.maxConcurrentJobs(),
         settings.jobTimeout(), metrics, secrets, settings.limits(),
         settings.stopping().stopGrace(), settings.stopping().cleanupTimeout());
@@ -239,9 +243,12 @@ public final class Worker implements AutoCloseable {
         .setRegion(settings.region().orElse(""))
         .putAllLabels(settings.labels())
         .addAllStages(pipeline.ids())
-        .setVersion(version());
+        .setVersion(version())
+        .setInstanceId(instanceId);
     registrar = new Registrar(channel, request.build(), settings.orchestrator().initialBackoff(),
-        settings.orchestrator().maxBackoff(), settings.orchestrator().callTimeout());
+        settings.orchestrator().maxBackoff(), settings.orchestrator().callTimeout(),
+        settings.orchestrator().heartbeatInterval(),
+        new Registrar.Report(this::workerStatus, jobs::runningJobIds));
     registrar.start();
   }
 
@@ -297,6 +304,19 @@ public final class Worker implements AutoCloseable {
   private static final java.time.Duration INSECURE_WARNING_PERIOD =
       java.time.Duration.ofMinutes(10);
 
+  private dev.slipway.proto.v1.WorkerStatus workerStatus() {
+    return switch (jobs.status()) {
+      case FREE -> dev.slipway.proto.v1.WorkerStatus.WORKER_STATUS_FREE;
+      case BUSY -> dev.slipway.proto.v1.WorkerStatus.WORKER_STATUS_BUSY;
+      case DRAINING -> dev.slipway.proto.v1.WorkerStatus.WORKER_STATUS_DRAINING;
+    };
+  }
+
+  /** This start of the process, as the orchestrator tells starts apart. */
+  public String instanceId() {
+    return instanceId;
+  }
+
   /** The worker's version: its module's version, as built. */
   public static String version() {
     return Worker.class.getModule().getDescriptor() == null ? "dev"
@@ -311,7 +331,8 @@ public final class Worker implements AutoCloseable {
     stopped = true;
     LOG.info("stopping: draining for up to {} ms", settings.shutdownGracePeriod().toMillis());
     if (registrar != null) {
-      registrar.close();
+      // Before the drain: the orchestrator stops scheduling on this worker at once.
+      registrar.deregister("the worker is shutting down");
     }
     if (server != null) {
       server.drainAndStop(settings.shutdownGracePeriod());

@@ -115,11 +115,12 @@ public record WorkerSettings(
    * @param address host:port of the orchestrator, empty for standalone mode
    * @param initialBackoff the first retry delay
    * @param maxBackoff the cap on retry delays
-   * @param callTimeout the deadline of one Register call
+   * @param callTimeout the deadline of one Register, Heartbeat or Deregister call
+   * @param heartbeatInterval how often a registered worker sends a heartbeat
    */
   public record Orchestrator(
       Optional<String> address, Duration initialBackoff, Duration maxBackoff,
-      Duration callTimeout) {}
+      Duration callTimeout, Duration heartbeatInterval) {}
 
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
   private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9.-]+):\\d{1,5}");
@@ -172,6 +173,8 @@ public record WorkerSettings(
           + ") must not be shorter than retry-initial-backoff (" + initialBackoff + ")");
     }
     Duration callTimeout = positive(config, problems, "worker.orchestrator.call-timeout");
+    Duration heartbeatInterval =
+        positive(config, problems, "worker.orchestrator.heartbeat-interval");
 
     Path workspaceRoot = workingDirectory;
     String root = read(problems, () -> config.getString("worker.workspace-root").trim(), "");
@@ -277,7 +280,8 @@ public record WorkerSettings(
             Optional.of(orchestratorAddress).filter(a -> !a.isEmpty()),
             initialBackoff,
             maxBackoff,
-            callTimeout),
+            callTimeout,
+            heartbeatInterval),
         workspaceRoot,
         maxJobs,
         jobTimeout,

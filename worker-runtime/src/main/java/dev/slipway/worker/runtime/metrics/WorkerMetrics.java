@@ -38,10 +38,13 @@ public final class WorkerMetrics implements JobListener, AutoCloseable {
    * @param registration the registration state, read when scraped
    * @param plugins how many stages the worker discovered
    * @param stuck how many threads stopped jobs left behind, read when scraped
+   * @param heartbeatFailures how many heartbeats failed, read when scraped
+   * @param lastHeartbeat when the orchestrator last accepted a heartbeat, read when scraped
    */
   public WorkerMetrics(String workerId, String version, Supplier<JobManager.Status> status,
       IntSupplier running, Supplier<Optional<Registrar.State>> registration,
-      IntSupplier plugins, IntSupplier stuck) {
+      IntSupplier plugins, IntSupplier stuck, java.util.function.LongSupplier heartbeatFailures,
+      Supplier<Optional<java.time.Instant>> lastHeartbeat) {
     jobs = Counter.builder().name("slipway_jobs")
         .help("Jobs that ended, by outcome and caller").labelNames("outcome", "caller").register(registry);
     jobDuration = Histogram.builder().name("slipway_job_duration_seconds")
@@ -74,6 +77,15 @@ public final class WorkerMetrics implements JobListener, AutoCloseable {
     GaugeWithCallback.builder().name("slipway_stuck_stages")
         .help("Stage or cleanup threads of ended jobs that have not returned (abandoned)")
         .callback(cb -> cb.call(stuck.getAsInt())).register(registry);
+    io.prometheus.metrics.core.metrics.CounterWithCallback.builder()
+        .name("slipway_heartbeat_failures")
+        .help("Heartbeats the orchestrator did not accept (not reached, or did not know us)")
+        .callback(cb -> cb.call(heartbeatFailures.getAsLong())).register(registry);
+    GaugeWithCallback.builder().name("slipway_last_heartbeat_timestamp_seconds")
+        .help("When the orchestrator last accepted a heartbeat (Unix time; 0: never)")
+        .callback(cb -> cb.call(lastHeartbeat.get().map(i -> i.toEpochMilli() / 1000.0)
+            .orElse(0.0)))
+        .register(registry);
     GaugeWithCallback.builder().name("slipway_plugins")
         .help("Stages discovered, from the boot layer and plugin folders")
         .callback(cb -> cb.call(plugins.getAsInt())).register(registry);
