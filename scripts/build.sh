@@ -3,7 +3,8 @@
 #
 # usage: build.sh [options] IMAGE CONTEXT_DIR DOCKERFILE UNIQUE_NAME
 #
-#   IMAGE         the reference to build, repository[:tag]
+#   IMAGE         the reference to build, repository[:tag]; the stage passes the job's private name
+#                 (slipway.local/<job>-<random>:build), never the caller's image_name
 #   CONTEXT_DIR   the build context, an existing directory
 #   DOCKERFILE    the Dockerfile, an existing file (it may lie outside CONTEXT_DIR)
 #   UNIQUE_NAME   a name for this build, unique on the host ([A-Za-z0-9._-]); it names the
@@ -18,7 +19,11 @@
 #                                SLIPWAY_BUILD_ARG_<NAME>, so that values never show in this script's
 #                                arguments (repeatable)
 #   --label KEY=VALUE            an image label (repeatable)
-#   --network default|host|none  the network of RUN steps (default: the engine's default)
+#   --secret ID=FILE             a BuildKit secret: RUN --mount=type=secret,id=ID reads FILE's content;
+#                                docker and buildctl get --secret id=ID,src=FILE, the path only, so the
+#                                value is in no process's arguments or environment (repeatable)
+#   --network default|host|none  the network of RUN steps (default: the engine's default network;
+#                                host: the host's network, loopback services included; none: none)
 #   --target STAGE               the Dockerfile stage to build
 #   --platform OS/ARCH[/VARIANT] the platform to build for
 #   --import-cache REF           docker: --cache-from REF; buildctl: --import-cache type=registry,ref=REF
@@ -40,7 +45,8 @@
 # (`docker build --build-arg NAME` reads NAME's value from there), so they appear in no process's
 # arguments. Names that the docker CLI itself reads (DOCKER_*, *_PROXY, PATH, HOME, ...) would
 # change how the CLI behaves; those are passed as --build-arg NAME=VALUE instead. buildctl has no
-# such form: its arguments carry --opt build-arg:NAME=VALUE.
+# such form: its arguments carry --opt build-arg:NAME=VALUE. Build args end up in the image's
+# history too: secrets go in --secret files, never in build args.
 #
 # exit codes: 0 built; 1 the build failed; 2 usage error; 3 the engine (or buildkitd) cannot be reached
 set -euo pipefail
@@ -66,6 +72,7 @@ tlskey=""
 export_cache=""
 build_args=()
 labels=()
+secrets=()
 import_caches=()
 positional=()
 
@@ -78,6 +85,7 @@ while (($# > 0)); do
   --backend) need_value "$1" $# && backend="$2" && shift 2 ;;
   --build-arg) need_value "$1" $# && build_args+=("$2") && shift 2 ;;
   --label) need_value "$1" $# && labels+=("$2") && shift 2 ;;
+  --secret) need_value "$1" $# && secrets+=("$2") && shift 2 ;;
   --network) need_value "$1" $# && network="$2" && shift 2 ;;
   --target) need_value "$1" $# && target="$2" && shift 2 ;;
   --platform) need_value "$1" $# && platform="$2" && shift 2 ;;
@@ -113,6 +121,12 @@ for name in "${build_args[@]+"${build_args[@]}"}"; do
 done
 for label in "${labels[@]+"${labels[@]}"}"; do
   [[ $label == ?*=* ]] || usage "--label '$label' is not KEY=VALUE"
+done
+for secret in "${secrets[@]+"${secrets[@]}"}"; do
+  [[ ${secret%%=*} =~ ^[A-Za-z0-9_.-]{1,128}$ && ${secret%%=*} != . && ${secret%%=*} != .. ]] ||
+    usage "--secret '${secret%%=*}': the id must be 1 to 128 of [A-Za-z0-9_.-], not . or .."
+  [[ $secret == *=* && -f ${secret#*=} && -r ${secret#*=} ]] || usage "--secret ${secret%%=*}: '${secret#*=}' is not a readable file"
+  [[ ${secret#*=} != *[,\"]* ]] || usage "--secret ${secret%%=*}: the path '${secret#*=}' has a comma or quote"
 done
 if [[ $backend == docker ]]; then
   [[ -z $export_cache ]] || usage "--export-cache needs the buildctl backend"
@@ -160,6 +174,8 @@ build_with_docker() {
   local label ref name value_var
   for label in "${labels[@]+"${labels[@]}"}"; do args+=(--label "$label"); done
   for ref in "${import_caches[@]+"${import_caches[@]}"}"; do args+=(--cache-from "$ref"); done
+  local secret
+  for secret in "${secrets[@]+"${secrets[@]}"}"; do args+=(--secret "id=${secret%%=*},src=${secret#*=}"); done
   (
     for name in "${build_args[@]+"${build_args[@]}"}"; do
       value_var="SLIPWAY_BUILD_ARG_$name"
@@ -198,12 +214,13 @@ build_with_buildctl() {
   host) args+=(--opt force-network-mode=host --allow network.host) ;;
   none) args+=(--opt force-network-mode=none) ;;
   esac
-  local name value_var label ref
+  local name value_var label ref secret
   for name in "${build_args[@]+"${build_args[@]}"}"; do
     value_var="SLIPWAY_BUILD_ARG_$name"
     args+=(--opt "build-arg:$name=${!value_var}")
   done
   for label in "${labels[@]+"${labels[@]}"}"; do args+=(--opt "label:$label"); done
+  for secret in "${secrets[@]+"${secrets[@]}"}"; do args+=(--secret "id=${secret%%=*},src=${secret#*=}"); done
   for ref in "${import_caches[@]+"${import_caches[@]}"}"; do args+=(--import-cache "type=registry,ref=$ref"); done
   [[ -n $export_cache ]] && args+=(--export-cache "type=registry,ref=$export_cache,mode=max")
   args+=(--output "type=docker,name=$image")

@@ -5,6 +5,8 @@
  */
 module dev.slipway.plugin.buildkit {
   requires dev.slipway.worker.api;
+  // Start-up warnings; the runtime's layer brings SLF4J and its binding.
+  requires org.slf4j;
 
   provides dev.slipway.worker.api.StageFactory with
       dev.slipway.plugin.buildkit.BuildkitStageFactory;

@@ -14,6 +14,8 @@ module dev.slipway.plugin.dockerpush {
   requires com.github.dockerjava.transport.httpclient5;
   // The digest check talks to the registry's HTTP API itself.
   requires java.net.http;
+  // Start-up warnings; the runtime's layer brings SLF4J and its binding.
+  requires org.slf4j;
 
   provides dev.slipway.worker.api.StageFactory with
       dev.slipway.plugin.dockerpush.DockerPushStageFactory;

@@ -14,7 +14,8 @@ import java.util.TreeMap;
  * built from nothing: a few variables of the worker's (never the github token, never AWS
  * credentials, never anything not listed in {@link #PASSED_ENV}) and the job's build arguments,
  * whose values travel as {@code SLIPWAY_BUILD_ARG_<NAME>} so that they never show in build.sh's
- * arguments.
+ * arguments. Build secrets travel as files: build.sh gets {@code --secret KEY=FILE}, the path and
+ * never the value, in neither its arguments nor its environment.
  *
  * @param argv build.sh and its arguments
  * @param environment build.sh's complete environment
@@ -41,10 +42,11 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
    *
    * @param settings the stage's settings
    * @param worker the worker's environment, the source of {@link #PASSED_ENV}
-   * @param image the image to build
+   * @param image the name to build the image under: the job's private name, never the caller's
    * @param paths the Dockerfile and context, resolved
    * @param labels every label for the image
    * @param buildArgs the job's build arguments
+   * @param secretFiles each build secret's key and the file that holds its value
    * @param uniqueName a name for this build, unique on the host
    * @param tmpDir a directory of this build's own, build.sh's {@code TMPDIR}
    */
@@ -55,6 +57,7 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
       SourcePaths.Resolved paths,
       Map<String, String> labels,
       Map<String, String> buildArgs,
+      Map<String, Path> secretFiles,
       String uniqueName,
       Path tmpDir) {
     List<String> argv = new ArrayList<>();
@@ -76,6 +79,7 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
     labels.forEach((k, v) -> add(argv, "--label", k + "=" + v));
     Map<String, String> sortedArgs = new TreeMap<>(buildArgs);
     sortedArgs.keySet().forEach(name -> add(argv, "--build-arg", name));
+    new TreeMap<>(secretFiles).forEach((key, file) -> add(argv, "--secret", key + "=" + file));
     argv.add("--");
     argv.add(image);
     argv.add(paths.contextDir().toString());

@@ -43,7 +43,8 @@ import java.util.stream.Collectors;
  * @param target the Dockerfile stage to build, when configured
  * @param platform the platform to build for, when configured
  * @param labels extra labels for every image, sorted by key
- * @param removeImage whether the built image's tag is removed from the engine after the job
+ * @param removeImage the deprecated {@code remove-image}, read so that old configurations still
+ *     start, and otherwise ignored: the job-private name is always removed after the job
  */
 record BuildkitSettings(
     Duration timeout,
@@ -102,13 +103,39 @@ record BuildkitSettings(
 
   /** The network of the build's RUN steps. */
   enum Network {
+    /** The engine's default network (Docker: its bridge, NATed; buildctl: buildkitd's default). */
     DEFAULT,
+    /** The host's network namespace: everything on the worker's loopback is in reach. */
     HOST,
+    /** No network at all, only the step's own loopback. */
     NONE;
 
     String configName() {
       return name().toLowerCase(Locale.ROOT);
     }
+  }
+
+  /**
+   * What an operator should know about this configuration, logged once at start-up: each entry is
+   * a warning, none stops the worker.
+   */
+  List<String> warnings() {
+    List<String> warnings = new ArrayList<>();
+    if (network == Network.HOST) {
+      warnings.add("worker.stages.buildkit.network = host: the RUN steps of every job's Dockerfile share this"
+          + " host's network, so any job can reach what listens on its loopback and private interfaces:"
+          + " the worker's own gRPC and metrics ports, a local registry or Docker socket on TCP, other"
+          + " services of the host, and the cloud's instance metadata endpoint (169.254.169.254) with the"
+          + " node's credentials. Use network = default (the engine's own network) or none unless every"
+          + " Dockerfile this worker builds is trusted"
+          + (backend == Backend.BUILDCTL ? "; with buildctl this also needs buildkitd's network.host entitlement"
+              : ""));
+    }
+    if (!removeImage) {
+      warnings.add("worker.stages.buildkit.remove-image = false is ignored: a build is tagged with a job-private"
+          + " name (slipway.local/<job>-<random>:build) that is always removed after the job; remove the key");
+    }
+    return List.copyOf(warnings);
   }
 
   /**

@@ -6,6 +6,7 @@ import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
 import dev.slipway.worker.api.WorkerEnvironment;
 import java.io.File;
@@ -32,8 +33,11 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * The {@code buildkit} stage: builds the job's image by running build.sh, streams its output into
- * the job's log, and publishes the image reference as {@link StageKeys#LOCAL_IMAGE}.
+ * The {@code buildkit} stage: builds the job's image by running build.sh under a job-private name
+ * ({@link PrivateImageName}), never the caller's {@code image_name}, streams its output into the
+ * job's log, and publishes that name as {@link StageKeys#LOCAL_IMAGE}. The job's build secrets
+ * reach BuildKit as files ({@link BuildSecrets}), never as arguments or environment. {@link
+ * #cleanup} removes the private name and the secret files however the job ended.
  *
  * <p>Error codes: {@code build.invalid-request}, {@code build.invalid-path}, {@code
  * build.dockerfile-not-found}, {@code build.context-not-found}, {@code build.engine-unreachable},
@@ -70,6 +74,12 @@ final class BuildkitStage implements Stage {
 
   private static final File DEV_NULL = new File("/dev/null");
   private static final SecureRandom RANDOM = new SecureRandom();
+
+  /** The private name this job builds under, published before the build so cleanup finds it. */
+  static final StageKey<String> BUILT_NAME = StageKey.of("buildkit-private-image", String.class);
+
+  /** The directory of this job's secret files while they exist, so cleanup can make sure they go. */
+  static final StageKey<Path> SECRETS_DIR = StageKey.of("buildkit-secrets-dir", Path.class);
 
   private final BuildkitSettings settings;
   private final WorkerEnvironment environment;
@@ -112,12 +122,18 @@ final class BuildkitStage implements Stage {
                 + " characters");
       }
     }
+    var secretsProblem = BuildSecrets.problem(request.buildSecrets());
+    if (secretsProblem.isPresent()) {
+      throw new StageException(INVALID_REQUEST, ErrorKind.INVALID_REQUEST, secretsProblem.get());
+    }
   }
 
   @Override
   public void execute(JobContext context) throws StageException, InterruptedException {
     JobRequestView request = context.request();
     validate(request);
+    // Before anything runs: a RUN step that prints a secret, or an error that quotes one, is masked.
+    request.buildSecrets().values().forEach(secret -> context.addSecret(secret.reveal()));
     Path sourceDir = context.require(StageKeys.SOURCE_DIR);
     String commit = context.require(StageKeys.COMMIT_SHA);
     SourcePaths.Resolved paths =
@@ -130,16 +146,22 @@ final class BuildkitStage implements Stage {
         BuildkitSettings.LABEL_CREATED,
         DateTimeFormatter.ISO_INSTANT.format(Instant.now(clock).truncatedTo(ChronoUnit.SECONDS)));
 
+    String image = PrivateImageName.forJob(context.jobId());
+    context.publish(BUILT_NAME, image);
     Path tmpDir = createTmpDir();
+    BuildSecrets secrets = BuildSecrets.NONE;
     try {
+      secrets = BuildSecrets.write(request.buildSecrets());
+      secrets.dir().ifPresent(dir -> context.publish(SECRETS_DIR, dir));
       BuildCommand command =
           BuildCommand.of(
               settings,
               environment,
-              request.imageName(),
+              image,
               paths,
               labels,
               request.buildArgs(),
+              secrets.files(),
               uniqueName(context.jobId()),
               tmpDir);
       context
@@ -147,6 +169,8 @@ final class BuildkitStage implements Stage {
           .line(
               "building "
                   + request.imageName()
+                  + " as "
+                  + image
                   + " with "
                   + settings.backend().configName()
                   + " (Dockerfile "
@@ -155,26 +179,29 @@ final class BuildkitStage implements Stage {
                   + relative(sourceDir, paths.contextDir())
                   + ", network "
                   + settings.network().configName()
+                  + (secrets.files().isEmpty() ? "" : ", build secrets " + secrets.files().keySet())
                   + ")");
-      run(context, command, request);
+      run(context, command, request, image);
     } finally {
+      // The values are needed only while the build runs: gone before anything else happens.
+      secrets.close();
       deleteRecursively(tmpDir);
     }
-    context.publish(StageKeys.LOCAL_IMAGE, request.imageName());
+    context.publish(StageKeys.LOCAL_IMAGE, image);
   }
 
   /**
-   * Removes the tag this job built ({@code docker rmi}) once a later stage has pushed it (an
-   * image digest was published): then the registry holds it and the engine need not. An image
-   * that was not pushed is the job's product and stays. Never throws: a failure is logged to the
-   * job and the worker carries on.
+   * Removes what the job left outside its workspace, however it ended: the secret files (already
+   * gone unless the build was cut off mid-way) and the private name the build was tagged with
+   * ({@code docker rmi}; the image's data goes with its last name). The push stage has pushed
+   * from it by now, if the pipeline has one; an image built by a pipeline without a push is not
+   * kept either, since nobody else may know its name. Never throws: a failure is logged to the job
+   * and the worker carries on.
    */
   @Override
   public void cleanup(JobContext context) {
-    if (!settings.removeImage() || context.get(StageKeys.IMAGE_DIGEST).isEmpty()) {
-      return;
-    }
-    context.get(StageKeys.LOCAL_IMAGE).ifPresent(image -> {
+    context.get(SECRETS_DIR).ifPresent(BuildSecrets::delete);
+    context.get(BUILT_NAME).ifPresent(image -> {
       List<String> argv = List.of(settings.dockerCli().toString(), "rmi", image);
       ProcessBuilder builder = new ProcessBuilder(argv).redirectErrorStream(true)
           .redirectInput(ProcessBuilder.Redirect.from(DEV_NULL));
@@ -191,6 +218,8 @@ final class BuildkitStage implements Stage {
           context.log().line("could not remove the built image " + image + " within 30 s");
         } else if (process.exitValue() == 0) {
           context.log().line("removed the built image " + image);
+        } else if (output.contains("No such image")) {
+          // Never built (the build failed or was stopped), or the push stage removed it already.
         } else {
           context.log().line("could not remove the built image " + image + ": " + output);
         }
@@ -202,7 +231,7 @@ final class BuildkitStage implements Stage {
     });
   }
 
-  private void run(JobContext context, BuildCommand command, JobRequestView request)
+  private void run(JobContext context, BuildCommand command, JobRequestView request, String image)
       throws StageException, InterruptedException {
     if (context.isCancelled() || Thread.currentThread().isInterrupted()) {
       throw new InterruptedException("the job was cancelled before the build started");
@@ -266,6 +295,8 @@ final class BuildkitStage implements Stage {
           .line(
               "built "
                   + request.imageName()
+                  + " as "
+                  + image
                   + " in "
                   + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)
                   + " ms");
@@ -309,11 +340,23 @@ final class BuildkitStage implements Stage {
         : "buildkitd (or the Docker engine that loads the image)";
   }
 
-  /** The tail for an error message, with the job's token masked: messages go out as they are. */
+  /**
+   * The tail for an error message, with the job's token and build secrets masked: the runtime
+   * masks messages too, but a message may be read where no runtime is.
+   */
   private static String tailText(OutputTail tail, JobRequestView request) {
     String text = String.join("\n", tail.lines());
-    String token = request.token().map(Secret::reveal).orElse("");
-    return token.isBlank() ? text : text.replace(token, "****");
+    List<String> secrets = new java.util.ArrayList<>();
+    request.token().map(Secret::reveal).ifPresent(secrets::add);
+    request.buildSecrets().values().forEach(s -> secrets.add(s.reveal()));
+    // Longest first, so that a secret that contains another is masked whole.
+    secrets.sort(Comparator.comparingInt(String::length).reversed());
+    for (String secret : secrets) {
+      if (!secret.isBlank()) {
+        text = text.replace(secret, "****");
+      }
+    }
+    return text;
   }
 
   private static void stop(ProcessTree tree, JobContext context) {

@@ -9,6 +9,8 @@ import dev.slipway.worker.api.StageKeys;
 import dev.slipway.worker.api.WorkerEnvironment;
 import java.time.Clock;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Provides the {@code buildkit} stage: builds the job's image with BuildKit through {@code
@@ -17,9 +19,11 @@ import java.util.Set;
  * (the {@code git} stage publishes both); publishes the local image reference.
  *
  * <p>Settings live under {@code worker.stages.buildkit}; this module's {@code reference.conf}
- * documents each of them.
+ * documents each of them. What the configuration lets builds reach ({@code network = host}) is
+ * logged as a warning when the stage is created, at start-up.
  */
 public final class BuildkitStageFactory implements StageFactory {
+  private static final Logger LOG = LoggerFactory.getLogger(BuildkitStageFactory.class);
 
   /** For {@link java.util.ServiceLoader}. */
   public BuildkitStageFactory() {}
@@ -46,6 +50,8 @@ public final class BuildkitStageFactory implements StageFactory {
 
   @Override
   public Stage create(Config config, WorkerEnvironment environment) throws StageConfigException {
-    return new BuildkitStage(BuildkitSettings.from(config, environment), environment, Clock.systemUTC());
+    BuildkitSettings settings = BuildkitSettings.from(config, environment);
+    settings.warnings().forEach(LOG::warn);
+    return new BuildkitStage(settings, environment, Clock.systemUTC());
   }
 }

@@ -33,6 +33,9 @@ class BuildScriptCommandTest {
   private static final String CREATED = "2026-11-27T10:15:30Z";
   private static final String IMAGE = "registry.example.com/team/app:1.2";
   private static final String SOURCE_LABEL = "https://git.example.com/team/app.git";
+  /** Build secrets of the job: values that must reach BuildKit through files only. */
+  private static final Map<String, String> SECRETS =
+      Map.of("npm_token", "npm-secret-value-0123456789abcdef", "tok", "second secret, with spaces");
 
   /** What build.sh may receive from the stage; the shell that records adds PWD and the like. */
   private static final Set<String> ALLOWED_ENV =
@@ -82,17 +85,29 @@ class BuildScriptCommandTest {
   }
 
   private StreamingJobContext job(Map<String, String> buildArgs) {
-    var request = Fixtures.request(IMAGE, "deploy/Dockerfile.app", "app", buildArgs);
+    return job(buildArgs, Map.of());
+  }
+
+  private StreamingJobContext job(Map<String, String> buildArgs, Map<String, String> secrets) {
+    var request = Fixtures.request(IMAGE, "deploy/Dockerfile.app", "app", buildArgs, secrets);
     return Fixtures.job(request, workspace, source);
+  }
+
+  /** The job-private name the stage built under, checked to be one and not the caller's. */
+  private static String builtName(StreamingJobContext job) {
+    String built = job.get(StageKeys.LOCAL_IMAGE).orElseThrow();
+    assertTrue(Fixtures.PRIVATE_NAME.matcher(built).matches(), built);
+    assertFalse(built.contains("registry.example.com"), "never the caller's image_name: " + built);
+    return built;
   }
 
   @Test
   void buildctlBackendFormsTheExactCommand() throws Exception {
     BuildkitStage stage = Fixtures.stage(buildctlConfig(), worker(), CLOCK);
-    var job = job(Map.of("B_ARG", "two words", "A_ARG", "1"));
+    var job = job(Map.of("B_ARG", "two words", "A_ARG", "1"), SECRETS);
     stage.execute(job);
 
-    assertEquals(IMAGE, job.get(StageKeys.LOCAL_IMAGE).orElseThrow());
+    String built = builtName(job);
     List<FakePrograms.Call> calls = fakes.calls();
     assertEquals(
         List.of("build.sh", "buildctl", "docker"),
@@ -132,11 +147,14 @@ class BuildScriptCommandTest {
                 "--opt", "label:org.opencontainers.image.source=" + SOURCE_LABEL,
                 "--opt", "label:org.opencontainers.image.revision=" + Fixtures.COMMIT,
                 "--opt", "label:org.opencontainers.image.created=" + CREATED,
+                "--secret", "id=npm_token,src=" + secretFile(build, "npm_token"),
+                "--secret", "id=tok,src=" + secretFile(build, "tok"),
                 "--import-cache", "type=registry,ref=registry.example.com/cache/app:buildcache",
                 "--import-cache", "type=registry,ref=registry.example.com/cache/base:buildcache",
                 "--export-cache", "type=registry,ref=registry.example.com/cache/app:buildcache,mode=max",
-                "--output", "type=docker,name=" + IMAGE)),
+                "--output", "type=docker,name=" + built)),
         build.argv());
+    assertSecretsReachedBuildKitAsPrivateFilesOnly(build, job);
     assertEquals("FAKE-DOCKER-ARCHIVE", fakes.loadedArchive(), "buildctl's output is piped into docker load");
 
     // build.sh itself gets names only; values travel in its environment.
@@ -153,8 +171,10 @@ class BuildScriptCommandTest {
             "--label", "org.opencontainers.image.source=" + SOURCE_LABEL,
             "--label", "org.opencontainers.image.revision=" + Fixtures.COMMIT,
             "--label", "org.opencontainers.image.created=" + CREATED,
-            "--build-arg", "A_ARG", "--build-arg", "B_ARG", "--",
-            IMAGE, context, source.toRealPath().resolve("deploy/Dockerfile.app").toString()),
+            "--build-arg", "A_ARG", "--build-arg", "B_ARG",
+            "--secret", "npm_token=" + secretFile(build, "npm_token"), "--secret", "tok=" + secretFile(build, "tok"),
+            "--",
+            built, context, source.toRealPath().resolve("deploy/Dockerfile.app").toString()),
         script.argv().subList(0, script.argv().size() - 1));
     assertTrue(script.argv().get(script.argv().size() - 1).matches("slipway-job-[0-9a-f]+-[0-9a-f]{8}"), script.argv().toString());
     assertEquals("1", script.env().get("SLIPWAY_BUILD_ARG_A_ARG"));
@@ -179,8 +199,9 @@ class BuildScriptCommandTest {
                 "platform", "linux/amd64"),
             worker(),
             CLOCK);
-    var job = job(Map.of("GREETING", "hello there", "HTTP_PROXY", "http://127.0.0.1:3128"));
+    var job = job(Map.of("GREETING", "hello there", "HTTP_PROXY", "http://127.0.0.1:3128"), SECRETS);
     stage.execute(job);
+    String built = builtName(job);
 
     List<FakePrograms.Call> calls = fakes.calls();
     assertEquals(List.of("build.sh", "docker", "docker"), calls.stream().map(FakePrograms.Call::program).toList());
@@ -194,7 +215,7 @@ class BuildScriptCommandTest {
         List.of(
             "build", "--progress=plain",
             "--file", source.toRealPath().resolve("deploy/Dockerfile.app").toString(),
-            "--tag", IMAGE,
+            "--tag", built,
             "--iidfile", "<iidfile>",
             "--network", "host",
             "--target", "runtime",
@@ -203,11 +224,14 @@ class BuildScriptCommandTest {
             "--label", "org.opencontainers.image.revision=" + Fixtures.COMMIT,
             "--label", "org.opencontainers.image.created=" + CREATED,
             "--cache-from", "registry.example.com/cache/app:inline",
+            "--secret", "id=npm_token,src=" + secretFile(build, "npm_token"),
+            "--secret", "id=tok,src=" + secretFile(build, "tok"),
             "--build-arg", "GREETING",
             // A name the docker CLI reads itself must not change the CLI's own proxy: passed inline.
             "--build-arg", "HTTP_PROXY=http://127.0.0.1:3128",
             source.toRealPath().resolve("app").toString()),
         argv);
+    assertSecretsReachedBuildKitAsPrivateFilesOnly(build, job);
     assertEquals("hello there", build.env().get("GREETING"), "docker build --build-arg NAME reads the value here");
     assertEquals("1", build.env().get("DOCKER_BUILDKIT"));
     assertEquals("unix:///run/slipway-test/docker.sock", build.env().get("DOCKER_HOST"));
@@ -260,8 +284,53 @@ class BuildScriptCommandTest {
     assertEquals(List.of("build.sh", "buildctl"), fakes.calls().stream().map(FakePrograms.Call::program).toList());
   }
 
+  @Test
+  void aFailedBuildRemovesTheSecretFilesToo() throws Exception {
+    fakes.buildkitdDown(tmp.resolve("fakes"));
+    var job = job(Map.of(), SECRETS);
+    BuildkitStage stage = Fixtures.stage(buildctlConfig(), worker(), CLOCK);
+    assertThrows(StageException.class, () -> stage.execute(job));
+    Path dir = job.get(BuildkitStage.SECRETS_DIR).orElseThrow();
+    assertFalse(Files.exists(dir), "gone when the build failed: " + dir);
+    stage.cleanup(job);
+    assertFalse(Files.exists(dir));
+  }
+
+  /** The file an {@code id=ID,src=FILE} argument of {@code call} names. */
+  private static String secretFile(FakePrograms.Call call, String id) {
+    String prefix = "id=" + id + ",src=";
+    return call.argv().stream().filter(a -> a.startsWith(prefix)).map(a -> a.substring(prefix.length()))
+        .findFirst().orElseThrow(() -> new AssertionError("no --secret " + prefix + " in " + call.argv()));
+  }
+
+  /**
+   * BuildKit's CLI read each value from a file of its own, mode 600 in a directory of mode 700
+   * outside the build context, gone after the build; the job registered every value for masking
+   * before the build, and no value is in the job's log.
+   */
+  private void assertSecretsReachedBuildKitAsPrivateFilesOnly(FakePrograms.Call build, StreamingJobContext job)
+      throws Exception {
+    for (var secret : SECRETS.entrySet()) {
+      assertEquals(secret.getValue(), build.secretSeen(secret.getKey()), "the CLI read the value from the file");
+      assertEquals("600 700", build.secretModes(secret.getKey()));
+      Path file = Path.of(secretFile(build, secret.getKey()));
+      assertFalse(file.startsWith(workspace.toRealPath()) || file.startsWith(workspace), "outside the context: " + file);
+      assertFalse(Files.exists(file), "removed after the build: " + file);
+      assertFalse(Files.exists(file.getParent()), "its directory too: " + file.getParent());
+      assertFalse(file.getFileName().toString().contains(secret.getKey()), "files are not named by key");
+    }
+    assertTrue(job.secrets().containsAll(SECRETS.values()), "every value is masked in the job's output");
+    for (String line : job.lines()) {
+      for (String value : SECRETS.values()) {
+        assertFalse(line.contains(value), "a secret in the log: " + line);
+      }
+    }
+  }
+
   private void assertNoSecrets(List<FakePrograms.Call> calls) {
     List<String> secrets = new ArrayList<>(List.of(Fixtures.TOKEN, Fixtures.WORKER_AWS_SECRET, "AKIAWORKERENVTEST"));
+    // Build secrets reach no program's arguments or environment: only the CLIs read their files.
+    secrets.addAll(SECRETS.values());
     // Surefire sets these in this JVM's own environment (see the pom): the worker process's secrets.
     for (String name : List.of("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "GITHUB_TOKEN", "SLIPWAY_TEST_SECRET")) {
       String value = System.getenv(name);

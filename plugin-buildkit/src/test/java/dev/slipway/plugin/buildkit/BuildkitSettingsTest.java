@@ -36,13 +36,41 @@ class BuildkitSettingsTest {
     assertEquals(Duration.ofMinutes(30), s.timeout());
     assertEquals(Fixtures.HOME.resolve("scripts/build.sh"), s.script());
     assertEquals(BuildkitSettings.Backend.DOCKER, s.backend());
-    assertEquals(BuildkitSettings.Network.HOST, s.network());
+    assertEquals(BuildkitSettings.Network.DEFAULT, s.network(), "host only when configured");
     assertEquals(Optional.empty(), s.dockerHost());
     assertEquals(Optional.empty(), s.addr());
     assertTrue(s.tls().isEmpty());
     assertEquals(List.of(), s.cacheImports());
     assertEquals(Optional.empty(), s.cacheExport());
     assertEquals(Map.of(), s.labels());
+    assertEquals(List.of(), s.warnings(), "the defaults need no warning");
+  }
+
+  @Test
+  void hostNetworkIsAllowedWithAWarningThatSaysWhatBuildsCanThenReach() throws Exception {
+    BuildkitSettings host = Fixtures.settings(map("docker-cli", fakeDocker().toString(), "network", "host"),
+        Fixtures.worker(Map.of()));
+    assertEquals(BuildkitSettings.Network.HOST, host.network());
+    assertEquals(1, host.warnings().size(), host.warnings().toString());
+    String warning = host.warnings().get(0);
+    for (String reach : List.of("network = host", "loopback", "gRPC", "metrics", "registry", "instance metadata",
+        "169.254.169.254", "network = default", "none")) {
+      assertTrue(warning.contains(reach), "the warning names '" + reach + "': " + warning);
+    }
+    for (String quiet : List.of("none", "default")) {
+      BuildkitSettings s = Fixtures.settings(map("docker-cli", fakeDocker().toString(), "network", quiet),
+          Fixtures.worker(Map.of()));
+      assertEquals(List.of(), s.warnings(), quiet);
+    }
+  }
+
+  @Test
+  void removeImageFalseStillStartsButSaysItIsIgnored() throws Exception {
+    BuildkitSettings s = Fixtures.settings(map("docker-cli", fakeDocker().toString(), "remove-image", false),
+        Fixtures.worker(Map.of()));
+    assertEquals(1, s.warnings().size(), s.warnings().toString());
+    assertTrue(s.warnings().get(0).contains("remove-image = false is ignored"), s.warnings().get(0));
+    assertTrue(s.warnings().get(0).contains("slipway.local/"), s.warnings().get(0));
   }
 
   @Test

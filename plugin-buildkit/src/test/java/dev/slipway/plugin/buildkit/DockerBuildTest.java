@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.slipway.worker.api.ErrorKind;
@@ -77,7 +78,18 @@ class DockerBuildTest {
   private BuildkitStage stage(Map<String, Object> overrides) throws Exception {
     Map<String, Object> config = new HashMap<>(overrides);
     config.putIfAbsent("docker-cli", DOCKER.cli().toString());
+    // The test engine runs with --bridge=none: RUN on its default network fails ("network bridge
+    // not found"), so every build here says which network it wants.
+    config.putIfAbsent("network", "none");
     return Fixtures.stage(config, worker(), Clock.systemUTC());
+  }
+
+  /** The private name the job's build was published under, removed after the test. */
+  private String built(StreamingJobContext job) {
+    String built = job.get(StageKeys.LOCAL_IMAGE).orElseThrow();
+    images.add(built);
+    assertTrue(Fixtures.PRIVATE_NAME.matcher(built).matches(), built);
+    return built;
   }
 
   private StreamingJobContext job(String image, Map<String, String> buildArgs) {
@@ -109,12 +121,13 @@ class DockerBuildTest {
     Instant after = Instant.now();
     System.out.println("measured: docker backend build (COPY + RUN, uncached): " + buildMillis + " ms");
 
-    assertEquals(image, job.get(StageKeys.LOCAL_IMAGE).orElseThrow());
-    DockerEngine.Result run = DOCKER.runRm(image);
+    String built = built(job);
+    assertFalse(DOCKER.imageExists(image), "the caller's name is never made in the shared engine");
+    DockerEngine.Result run = DOCKER.runRm(built);
     assertEquals(0, run.exitCode(), run.output());
     assertEquals(hello + "\ngreeting=hi there\n", run.output());
 
-    Map<String, String> labels = DOCKER.labels(image);
+    Map<String, String> labels = DOCKER.labels(built);
     assertEquals("https://git.example.com/team/app.git", labels.get("org.opencontainers.image.source"));
     assertEquals(Fixtures.COMMIT, labels.get("org.opencontainers.image.revision"));
     assertEquals("builds", labels.get("org.example.team"));
@@ -131,31 +144,214 @@ class DockerBuildTest {
   }
 
   @Test
-  void cleanupRemovesAPushedImageAndKeepsOneThatWasNotPushed() throws Exception {
+  void cleanupRemovesThePrivateNameWhateverTheOutcomeAndLeavesTheCallersNameAlone() throws Exception {
     Fixtures.write(source, "Dockerfile", "FROM local/busybox:1\nRUN echo " + System.nanoTime()
         + " > /n.txt\n");
+    // Someone else's image already has the name the jobs ask for.
+    String taken = image();
+    assertTrue(DOCKER.docker("tag", "local/busybox:1", taken).isSuccess());
+    String takenId = imageId(taken);
     BuildkitStage stage = stage(map());
 
-    String kept = image();
-    var notPushed = job(kept, Map.of());
+    var notPushed = job(taken, Map.of());
     stage.execute(notPushed);
+    String first = built(notPushed);
+    assertTrue(DOCKER.imageExists(first));
+    assertEquals(takenId, imageId(taken), "the build does not touch an image under image_name");
     stage.cleanup(notPushed);
-    assertTrue(DOCKER.imageExists(kept), "an image no stage pushed is the job's product");
+    assertFalse(DOCKER.imageExists(first), "a private name is removed even when nothing pushed it");
 
-    String removed = image();
-    var pushed = job(removed, Map.of());
+    var pushed = job(taken, Map.of());
     stage.execute(pushed);
+    String second = built(pushed);
     pushed.publish(StageKeys.IMAGE_DIGEST, "sha256:" + "0".repeat(64));
     stage.cleanup(pushed);
-    assertFalse(DOCKER.imageExists(removed), "a pushed image is removed from the engine");
-    assertTrue(pushed.lines().contains("removed the built image " + removed), pushed.lines().toString());
+    assertFalse(DOCKER.imageExists(second));
+    assertTrue(pushed.lines().contains("removed the built image " + second), pushed.lines().toString());
 
-    var keepAll = job(image(), Map.of());
+    // remove-image = false is ignored (and warned about): nobody may keep a job's private name.
+    var keepAll = job(taken, Map.of());
     BuildkitStage keeping = stage(map("remove-image", false));
     keeping.execute(keepAll);
-    keepAll.publish(StageKeys.IMAGE_DIGEST, "sha256:" + "0".repeat(64));
     keeping.cleanup(keepAll);
-    assertTrue(DOCKER.imageExists(keepAll.get(StageKeys.LOCAL_IMAGE).orElseThrow()));
+    assertFalse(DOCKER.imageExists(built(keepAll)));
+
+    // A build that failed, and a cleanup after the push stage already removed the name: quiet.
+    Fixtures.write(source, "Dockerfile", "FROM local/busybox:1\nRUN exit 7\n");
+    var failed = job(taken, Map.of());
+    assertThrows(StageException.class, () -> stage.execute(failed));
+    String failedName = failed.get(BuildkitStage.BUILT_NAME).orElseThrow();
+    stage.cleanup(failed);
+    assertFalse(DOCKER.imageExists(failedName));
+    assertFalse(failed.lines().stream().anyMatch(l -> l.contains("could not remove")), failed.lines().toString());
+    assertEquals(takenId, imageId(taken), "the caller's name still holds the image that had it");
+  }
+
+  @Test
+  void twoJobsWithTheSameImageNameBuildTheirOwnImagesAtOnce() throws Exception {
+    String image = image();
+    BuildkitStage stage = stage(map());
+    List<CompletableFuture<StreamingJobContext>> jobs = new ArrayList<>();
+    for (String content : List.of("first-" + System.nanoTime(), "second-" + System.nanoTime())) {
+      Path dir = Files.createDirectories(tmp.resolve(content));
+      Fixtures.write(dir, "Dockerfile", "FROM local/busybox:1\nRUN echo " + content + " > /c.txt && sleep 1\n"
+          + "CMD [\"cat\", \"/c.txt\"]\n");
+      var job = Fixtures.job(Fixtures.request(image, "Dockerfile", ".", Map.of()), workspace, dir);
+      jobs.add(CompletableFuture.supplyAsync(() -> {
+        try {
+          stage.execute(job);
+          return job;
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      }));
+    }
+    StreamingJobContext a = jobs.get(0).get(2, TimeUnit.MINUTES);
+    StreamingJobContext b = jobs.get(1).get(2, TimeUnit.MINUTES);
+    String builtA = built(a);
+    String builtB = built(b);
+    assertFalse(builtA.equals(builtB), builtA);
+    assertTrue(DOCKER.runRm(builtA).output().startsWith("first-"), "each job's name holds its own build");
+    assertTrue(DOCKER.runRm(builtB).output().startsWith("second-"));
+    assertFalse(DOCKER.imageExists(image), "neither made the shared name");
+    stage.cleanup(a);
+    assertFalse(DOCKER.imageExists(builtA));
+    assertTrue(DOCKER.imageExists(builtB), "one job's cleanup leaves the other's image");
+    stage.cleanup(b);
+    assertFalse(DOCKER.imageExists(builtB));
+  }
+
+  @Test
+  void theDefaultNetworkIsTheEnginesNotTheHosts() throws Exception {
+    // On an engine with a bridge, RUN steps get a network namespace of their own; on this test
+    // engine (--bridge=none) there is no default network at all and RUN cannot start. Either way a
+    // build does not get the host's network unless it is configured.
+    Fixtures.write(source, "Dockerfile", "FROM local/busybox:1\nRUN cat /proc/net/dev > /net.txt\n"
+        + "CMD [\"cat\", \"/net.txt\"]\n");
+    var job = job(image(), Map.of());
+    BuildkitStage stage = stage(map("network", "default"));
+    try {
+      stage.execute(job);
+      List<String> seen = DOCKER.runRm(built(job)).output().lines().skip(2)
+          .map(l -> l.substring(0, l.indexOf(':')).strip()).sorted().toList();
+      assertNotEquals(hostInterfaces(), seen, "a RUN step on the default network saw the host's interfaces");
+    } catch (StageException e) {
+      assertEquals("build.failed", e.code());
+      assertTrue(e.getMessage().contains("network bridge not found"), e.getMessage());
+    } finally {
+      stage.cleanup(job);
+    }
+  }
+
+  private static List<String> hostInterfaces() throws IOException {
+    return Files.readAllLines(Path.of("/proc/net/dev")).stream()
+        .skip(2)
+        .map(l -> l.substring(0, l.indexOf(':')).strip())
+        .sorted()
+        .toList();
+  }
+
+  @Test
+  void aBuildSecretIsReadableByItsRunMountAndNowhereElse() throws Exception {
+    String value = "s3cr3t-" + java.util.UUID.randomUUID();
+    String nonce = "secret-step-" + System.nanoTime();
+    Fixtures.write(
+        source,
+        "Dockerfile",
+        "FROM local/busybox:1\n"
+            + "ARG VISIBLE\n"
+            + "RUN echo \"$VISIBLE\" > /visible.txt\n"
+            + "RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null"
+            + " && /bin/busybox sha256sum /run/secrets/tok > /sum\n"
+            + "RUN --mount=type=secret,id=tok sleep 3 && echo " + nonce + "\n"
+            + "RUN test ! -e /run/secrets/tok && echo no-secret-without-its-mount\n"
+            + "CMD [\"cat\", \"/sum\"]\n");
+    var job = Fixtures.job(
+        // The build arg changes every run: BuildKit's cache does not key on a secret's value, so a
+        // step that reads it would otherwise be reused from an earlier run with another value.
+        Fixtures.request(image(), "Dockerfile", ".", Map.of("VISIBLE", "a build arg " + nonce), Map.of("tok", value)),
+        workspace, source);
+    BuildkitStage stage = stage(map());
+    CompletableFuture<Throwable> outcome = CompletableFuture.supplyAsync(() -> {
+      try {
+        stage.execute(job);
+        return null;
+      } catch (Throwable t) {
+        return t;
+      }
+    });
+
+    // While the step with the mount runs: the value is in no process's arguments or environment.
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    boolean sawStep = false;
+    boolean sawFile = false;
+    Set<Long> scanned = new java.util.HashSet<>();
+    while (!outcome.isDone() && System.nanoTime() < end) {
+      for (ProcessHandle p : ProcessHandle.allProcesses().toList()) {
+        String cmdline = procFile(p, "cmdline");
+        sawStep |= cmdline.contains(nonce);
+        assertFalse(cmdline.contains(value), "the secret in the arguments of " + p.pid() + ": " + cmdline);
+        assertFalse(procFile(p, "environ").contains(value), "the secret in the environment of " + p.pid() + " "
+            + cmdline);
+        scanned.add(p.pid());
+        if (cmdline.contains(" build --progress=plain") && cmdline.contains("src=")) {
+          Path file = Path.of(cmdline.replaceFirst("(?s).*id=tok,src=(\\S+).*", "$1"));
+          if (Files.exists(file)) {
+            sawFile = true;
+            assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(file)));
+            assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(file.getParent())));
+            assertFalse(file.startsWith(workspace), "outside the workspace and the context: " + file);
+          }
+        }
+      }
+      Thread.sleep(20);
+    }
+    assertEquals(null, outcome.get(2, TimeUnit.MINUTES), () -> String.join("\n", job.lines()));
+    assertTrue(sawStep, "the RUN step with the mount was seen running; scanned " + scanned.size() + " processes");
+    assertTrue(sawFile, "the CLI's --secret file was seen, mode 600 in a 700 directory");
+    String built = built(job);
+
+    String expected = sha256(value) + "  /run/secrets/tok\n";
+    assertEquals(expected, DOCKER.runRm(built).output(), "the RUN step read the secret");
+    assertTrue(job.lines().stream().anyMatch(l -> l.contains("no-secret-without-its-mount")), job.lines().toString());
+    DockerEngine.Result history = DOCKER.docker("history", "--no-trunc", built);
+    assertTrue(history.isSuccess(), history.output());
+    assertFalse(history.output().contains(value), history.output());
+    assertTrue(history.output().contains("a build arg") || history.output().contains("VISIBLE"),
+        "build args, unlike secrets, are in the history: " + history.output());
+    DockerEngine.Result inspect = DOCKER.docker("image", "inspect", built);
+    assertFalse(inspect.output().contains(value), inspect.output());
+    assertFalse(DOCKER.docker("save", built).output().contains(value), "the secret is in no layer");
+    for (String line : job.lines()) {
+      assertFalse(line.contains(value), "the secret in the job's log: " + line);
+    }
+    assertTrue(job.secrets().contains(value), "registered for masking");
+    Path dir = job.get(BuildkitStage.SECRETS_DIR).orElseThrow();
+    assertFalse(Files.exists(dir), "the secrets' directory is gone after the build: " + dir);
+    stage.cleanup(job);
+    assertFalse(DOCKER.imageExists(built));
+  }
+
+  private static String procFile(ProcessHandle p, String name) {
+    try {
+      return new String(Files.readAllBytes(Path.of("/proc", Long.toString(p.pid()), name)), StandardCharsets.UTF_8)
+          .replace('\0', ' ');
+    } catch (IOException | RuntimeException e) {
+      return ""; // gone, or not ours to read
+    }
+  }
+
+  private static String sha256(String value) throws Exception {
+    return java.util.HexFormat.of().formatHex(
+        java.security.MessageDigest.getInstance("SHA-256").digest(value.getBytes(StandardCharsets.UTF_8)));
+  }
+
+  private static String imageId(String image) {
+    DockerEngine.Result r = DOCKER.docker("image", "inspect", "--format", "{{.Id}}", image);
+    assertTrue(r.isSuccess(), r.output());
+    return r.output().strip();
   }
 
   @Test
@@ -182,9 +378,9 @@ class DockerBuildTest {
         "FROM local/busybox:1\n"
             + "RUN echo " + network + " && cat /proc/net/dev > /net.txt\n"
             + "CMD [\"cat\", \"/net.txt\"]\n");
-    String image = image();
-    stage(map("network", network)).execute(job(image, Map.of()));
-    DockerEngine.Result run = DOCKER.runRm(image);
+    var job = job(image(), Map.of());
+    stage(map("network", network)).execute(job);
+    DockerEngine.Result run = DOCKER.runRm(built(job));
     assertEquals(0, run.exitCode(), run.output());
     return run.output().lines()
         .skip(2)
@@ -204,9 +400,9 @@ class DockerBuildTest {
             + "RUN echo runtime > /runtime.txt\n"
             + "FROM runtime AS tests\n"
             + "RUN echo tests > /tests.txt\n");
-    String image = image();
-    stage(map("target", "runtime", "platform", "linux/amd64", "network", "none"))
-        .execute(job(image, Map.of()));
+    var job = job(image(), Map.of());
+    stage(map("target", "runtime", "platform", "linux/amd64", "network", "none")).execute(job);
+    String image = built(job);
     DockerEngine.Result ls = DOCKER.runRm(image, "ls", "/");
     assertTrue(ls.output().contains("runtime.txt"), ls.output());
     assertFalse(ls.output().contains("tests.txt"), "a later stage was built: " + ls.output());
@@ -236,6 +432,7 @@ class DockerBuildTest {
     assertTrue(job.lines().stream().anyMatch(l -> l.contains("noise-line-1")), "every line is logged");
     assertTrue(job.get(StageKeys.LOCAL_IMAGE).isEmpty());
     assertFalse(DOCKER.imageExists(image));
+    assertFalse(DOCKER.imageExists(job.get(BuildkitStage.BUILT_NAME).orElseThrow()));
   }
 
   @Test
@@ -391,6 +588,7 @@ class DockerBuildTest {
       Thread.sleep(500);
       assertTrue(sleepers(sleepersBefore).isEmpty());
       assertFalse(DOCKER.imageExists(image));
+      assertFalse(DOCKER.imageExists(job.get(BuildkitStage.BUILT_NAME).orElseThrow()));
       assertTrue(job.get(StageKeys.LOCAL_IMAGE).isEmpty());
       return millis;
     }

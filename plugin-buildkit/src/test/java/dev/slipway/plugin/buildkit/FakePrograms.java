@@ -31,8 +31,22 @@ final class FakePrograms {
    * @param argv its arguments, without the program itself
    * @param env its complete environment
    * @param raw argv and environment as the bytes the process saw, for leak checks
+   * @param dir where the call was recorded; {@code secret-<id>} holds what a {@code
+   *     id=<id>,src=<file>} argument's file held when the program ran, {@code mode-<id>} and
+   *     {@code dirmode-<id>} the file's and its directory's permissions
    */
-  record Call(String program, List<String> argv, Map<String, String> env, String raw) {}
+  record Call(String program, List<String> argv, Map<String, String> env, String raw, Path dir) {
+    /** What the secret file {@code id} held when this program ran. */
+    String secretSeen(String id) throws IOException {
+      return Files.readString(dir.resolve("secret-" + id), StandardCharsets.UTF_8);
+    }
+
+    /** The octal modes of secret {@code id}'s file and of its directory, e.g. {@code 600 700}. */
+    String secretModes(String id) throws IOException {
+      return (Files.readString(dir.resolve("mode-" + id)) + " " + Files.readString(dir.resolve("dirmode-" + id)))
+          .replace("\n", "");
+    }
+  }
 
   FakePrograms(Path dir) {
     records = dir.resolve("records");
@@ -46,7 +60,15 @@ final class FakePrograms {
         "d='" + records + "'/$(date +%s%N)-$$-\"$prog\"\n"
             + "mkdir -p \"$d\"\n"
             + "printf '%s\\0' \"$@\" >\"$d/argv\"\n"
-            + "env -0 >\"$d/env\"\n";
+            + "env -0 >\"$d/env\"\n"
+            // What --secret id=ID,src=FILE hands BuildKit: the file's content and modes, now.
+            + "for a in \"$@\"; do\n"
+            + "  case \"$a\" in\n"
+            + "  id=*,src=*) sid=${a%%,*}; sid=${sid#id=}; src=${a#*,src=}\n"
+            + "    cat \"$src\" >\"$d/secret-$sid\"; stat -c %a \"$src\" >\"$d/mode-$sid\"\n"
+            + "    stat -c %a \"$(dirname \"$src\")\" >\"$d/dirmode-$sid\" ;;\n"
+            + "  esac\n"
+            + "done\n";
     buildctl =
         Fixtures.executable(
             bin,
@@ -112,7 +134,7 @@ final class FakePrograms {
           int eq = entry.indexOf('=');
           env.put(entry.substring(0, eq), entry.substring(eq + 1));
         }
-        calls.add(new Call(program, split(argvRaw), env, argvRaw + "\n" + envRaw));
+        calls.add(new Call(program, split(argvRaw), env, argvRaw + "\n" + envRaw, d));
       }
     }
     return calls;

@@ -98,6 +98,14 @@ final class Fixtures {
 
   static JobRequestView request(
       String image, String dockerfile, String context, Map<String, String> buildArgs) {
+    return request(image, dockerfile, context, buildArgs, Map.of());
+  }
+
+  static JobRequestView request(
+      String image, String dockerfile, String context, Map<String, String> buildArgs,
+      Map<String, String> buildSecrets) {
+    Map<String, Secret> secrets = new LinkedHashMap<>();
+    buildSecrets.forEach((k, v) -> secrets.put(k, Secret.of(v)));
     return new JobRequestView(
         "job-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()),
         "https://x-access-token:" + TOKEN + "@git.example.com/team/app.git",
@@ -106,8 +114,13 @@ final class Fixtures {
         image,
         dockerfile,
         context,
-        buildArgs);
+        buildArgs,
+        secrets);
   }
+
+  /** The private names the stage builds under: {@code slipway.local/<job id>-<8 hex>:build}. */
+  static final java.util.regex.Pattern PRIVATE_NAME =
+      java.util.regex.Pattern.compile("slipway\\.local/job-[0-9a-f]{8}-[0-9a-f]{8}:build");
 
   /** A job whose git stage has published {@code source} and {@link #COMMIT}. */
   static StreamingJobContext job(JobRequestView request, Path workspace, Path source) {

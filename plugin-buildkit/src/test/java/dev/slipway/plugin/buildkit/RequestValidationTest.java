@@ -140,6 +140,43 @@ class RequestValidationTest {
     assertEquals("build.invalid-request", e.code());
   }
 
+  @ParameterizedTest
+  @ValueSource(strings = {"", "a b", "a,b", "a=b", "tok/en", "t\u00f6k", "..", ".", "a\nb"})
+  void refusesInvalidBuildSecretKeysNamingTheKey(String key) {
+    var request = Fixtures.request("app:1", "Dockerfile", ".", Map.of(), Map.of(key, "s3cr3t-value"));
+    StageException e = assertThrows(StageException.class, () -> stage.validate(request));
+    assertEquals("build.invalid-request", e.code());
+    assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    assertTrue(e.getMessage().startsWith("build_secrets: '" + ImageReference.printable(key) + "'"), e.getMessage());
+    assertFalse(e.getMessage().contains("s3cr3t-value"), "the value is never in a message");
+    assertEquals("build.invalid-request", execute(request).code());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"tok", "NPM_TOKEN", "a.b-c_d", "...", "-", "--secret", "9"})
+  void acceptsBuildSecretKeysBuildKitTakes(String key) throws Exception {
+    stage.validate(Fixtures.request("app:1", "Dockerfile", ".", Map.of(), Map.of(key, "v")));
+    stage.validate(Fixtures.request("app:1", "Dockerfile", ".", Map.of(), Map.of("x".repeat(128), "v")));
+  }
+
+  @Test
+  void refusesABuildSecretKeyTooLongAndAValueTooBig() {
+    var longKey = Fixtures.request("app:1", "Dockerfile", ".", Map.of(), Map.of("k".repeat(129), "v"));
+    assertEquals("build.invalid-request", assertThrows(StageException.class, () -> stage.validate(longKey)).code());
+    String big = "x".repeat(BuildSecrets.MAX_VALUE_BYTES + 1);
+    var bigValue = Fixtures.request("app:1", "Dockerfile", ".", Map.of(), Map.of("tok", big));
+    StageException e = assertThrows(StageException.class, () -> stage.validate(bigValue));
+    assertEquals("build.invalid-request", e.code());
+    assertTrue(e.getMessage().contains("'tok'") && e.getMessage().contains("at most"), e.getMessage());
+  }
+
+  private StageException execute(dev.slipway.worker.api.JobRequestView request) {
+    var job = Fixtures.job(request, workspace, source);
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+    assertFalse(Files.exists(buildScriptRuns), "build.sh ran for a refused request");
+    return e;
+  }
+
   @Test
   void refusesAJobWithoutSourceDirWithAClearCode() {
     var request = Fixtures.request("app:1", "Dockerfile", ".", Map.of());

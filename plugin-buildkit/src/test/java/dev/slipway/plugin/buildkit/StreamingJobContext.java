@@ -114,6 +114,11 @@ final class StreamingJobContext implements JobContext {
     return recording.lines();
   }
 
+  /** Every secret the stage or the request registered for masking. */
+  java.util.Set<String> secrets() {
+    return recording.secrets();
+  }
+
   /** Waits until a logged line matches, and says whether one did. */
   boolean awaitLine(Predicate<String> match, Duration timeout) throws InterruptedException {
     long end = System.nanoTime() + timeout.toNanos();

@@ -37,7 +37,8 @@ import java.util.function.Function;
  *     token service, lower case
  * @param retry how transient registry failures are retried
  * @param progressInterval least time between two progress reports of one push
- * @param removeLocalTags whether cleanup removes the local tags the stage created
+ * @param removeLocalTags the deprecated {@code remove-local-tags}, read so that old configurations
+ *     still start, and otherwise ignored: every local name a job makes is removed or put back
  * @param registryTimeout how long one request to the registry's HTTP API may take
  */
 record DockerPushSettings(
@@ -72,6 +73,19 @@ record DockerPushSettings(
     }
     insecureRegistries = Collections.unmodifiableSet(new TreeSet<>(insecureRegistries));
     tokenRealmHosts = Collections.unmodifiableSet(new TreeSet<>(tokenRealmHosts));
+  }
+
+  /**
+   * What an operator should know about this configuration, logged once at start-up: each entry is
+   * a warning, none stops the worker.
+   */
+  List<String> warnings() {
+    if (removeLocalTags) {
+      return List.of();
+    }
+    return List.of("worker.stages.docker-push.remove-local-tags = false is ignored: the destination name is"
+        + " tagged only for the push and removed (or given back to the image that had it) right after it,"
+        + " and the build's private name is removed after the job; remove the key");
   }
 
   /**

@@ -7,17 +7,15 @@ import dev.slipway.worker.api.PushTarget;
 import dev.slipway.worker.api.RegistryCredentials;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageException;
+import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
+import java.security.SecureRandom;
 import java.time.Duration;
-import java.util.Collections;
-import java.util.IdentityHashMap;
-import java.util.HashMap;
-import java.util.LinkedHashSet;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -28,31 +26,54 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Tags the image an earlier stage built as {@code <registry>/<repository>:<tag>}, pushes it with
- * the job's credentials, confirms the digest with the registry, and publishes {@link
- * StageKeys#IMAGE_URI} and {@link StageKeys#IMAGE_DIGEST}. One instance serves every job of the
- * worker; per-job state lives in local variables, except the tags to remove at cleanup.
+ * Tags the image an earlier stage built (under a job-private name) as {@code
+ * <registry>/<repository>:<tag>} for as long as the push needs it, pushes it with the job's
+ * credentials, confirms the digest with the registry, and publishes {@link StageKeys#IMAGE_URI}
+ * and {@link StageKeys#IMAGE_DIGEST}.
+ *
+ * <p>The engine is shared, so the destination name is held under a lock of this process ({@link
+ * LocalNameLocks}) from the tag to the digest check. An image that already had the name (someone
+ * else's) is kept under a private name of its own meanwhile and gets the name back right after the
+ * push; a name that did not exist is removed right after the push. {@link #cleanup} finishes what
+ * could not be done then and removes the build's private name ({@code slipway.local/...}), however
+ * the job ended. One instance serves every job of the worker; per-job state lives in the job's
+ * context under a private key.
  */
 final class DockerPushStage implements Stage {
   private static final Pattern STATUS_DIGEST = Pattern.compile(": digest: (sha256:[0-9a-f]{64}) size: \\d+");
   private static final Pattern ENGINE_RETRY = Pattern.compile("Retrying in (\\d+) seconds?");
+
+  /**
+   * The namespace of job-private local names (the buildkit stage builds under it); such a
+   * published {@link StageKeys#LOCAL_IMAGE} is removed at cleanup, any other name is the build
+   * stage's business. Kept in step with plugin-buildkit's {@code PrivateImageName}.
+   */
+  static final String PRIVATE_NAMESPACE = "slipway.local/";
+
+  /** What this job changed in the engine's names, for putting back and cleanup. */
+  private static final StageKey<LocalNames> LOCAL_NAMES = StageKey.of("docker-push-local-names", LocalNames.class);
+
+  private static final SecureRandom RANDOM = new SecureRandom();
 
   private final DockerPushSettings settings;
   private final Destinations destinations;
   private final ImageEngine engine;
   private final RegistryClient registry;
   private final LongSupplier nanoTime;
-  /** The local tags each running job created, by identity of its context, until cleanup. */
-  private final Map<JobContext, Set<String>> createdTags = Collections.synchronizedMap(new IdentityHashMap<>());
-  /** How many running jobs made or share each local tag this stage created. */
-  private final Map<String, Integer> tagUsers = new HashMap<>();
+  private final LocalNameLocks locks;
 
   DockerPushStage(DockerPushSettings settings, ImageEngine engine, RegistryClient registry, LongSupplier nanoTime) {
+    this(settings, engine, registry, nanoTime, LocalNameLocks.PROCESS);
+  }
+
+  DockerPushStage(DockerPushSettings settings, ImageEngine engine, RegistryClient registry, LongSupplier nanoTime,
+      LocalNameLocks locks) {
     this.settings = settings;
     this.destinations = new Destinations(settings);
     this.engine = engine;
     this.registry = registry;
     this.nanoTime = nanoTime;
+    this.locks = locks;
   }
 
   /**
@@ -78,6 +99,8 @@ final class DockerPushStage implements Stage {
   public void execute(JobContext context) throws StageException, InterruptedException {
     long start = nanoTime.getAsLong();
     String localImage = context.require(StageKeys.LOCAL_IMAGE);
+    LocalNames names = new LocalNames();
+    context.publish(LOCAL_NAMES, names);
     ImageName name = imageName(context.request());
     Destination destination =
         destinations.resolve(name, context.request().imageName(), context.get(StageKeys.REGISTRY_CREDENTIALS));
@@ -88,10 +111,20 @@ final class DockerPushStage implements Stage {
     Cancellation cancellation = new Cancellation();
     context.onCancel(cancellation::cancel);
 
-    tag(context, localImage, target);
+    LocalNameLocks.Held lock = locks.acquire(
+        target.reference(),
+        () -> cancellation.isCancelled() || context.isCancelled(),
+        () -> context.log().line("waiting for another job of this worker to finish its push of " + target));
     String digest;
     try {
-      Optional<String> streamDigest = push(context, destination, cancellation);
+      Optional<String> streamDigest;
+      try {
+        tagForPush(context, names, localImage, target);
+        streamDigest = push(context, destination, cancellation);
+      } finally {
+        // At once, not at cleanup: the name points at this job's image no longer than the push.
+        putBack(context, names);
+      }
       digest = confirm(context, destination, streamDigest, cancellation);
     } catch (StageException e) {
       // Tell the auth stage that its credentials were refused, so it does not hand them out again.
@@ -101,6 +134,10 @@ final class DockerPushStage implements Stage {
         context.publish(StageKeys.REJECTED_CREDENTIALS, published.get());
       }
       throw e;
+    } finally {
+      // A name not yet put back stays locked until cleanup has another go: a job that took the
+      // lock now would take this job's image for the name's owner and "restore" it.
+      names.releaseOrKeep(lock);
     }
 
     context.publish(StageKeys.IMAGE_URI, target.reference());
@@ -108,30 +145,33 @@ final class DockerPushStage implements Stage {
     context.log().line("pushed " + target + "@" + digest + " in " + seconds(nanoTime.getAsLong() - start));
   }
 
+  /**
+   * Puts back what {@link #execute} could not (the destination name, when the engine failed right
+   * after the push), releases its lock, and removes the build stage's private name, whatever the
+   * outcome. Never throws.
+   */
   @Override
   public void cleanup(JobContext context) {
     try {
-      Set<String> tags = createdTags.remove(context);
-      if (tags == null) {
-        return;
-      }
-      for (String tag : tags) {
-        synchronized (tagUsers) {
-          int left = tagUsers.merge(tag, -1, Integer::sum);
-          if (left > 0) {
-            continue; // another running job still pushes it
-          }
-          tagUsers.remove(tag);
-          try {
-            engine.removeTag(tag);
-            context.log().line("removed local tag " + tag);
-          } catch (EngineException | RuntimeException e) {
-            context.log().line("could not remove local tag " + tag + ": " + e.getMessage());
-          }
+      context.get(LOCAL_NAMES).ifPresent(names -> {
+        try {
+          putBack(context, names);
+        } finally {
+          names.releaseKept();
         }
-      }
+      });
+      context.get(StageKeys.LOCAL_IMAGE)
+          .filter(image -> image.startsWith(PRIVATE_NAMESPACE))
+          .ifPresent(image -> {
+            try {
+              engine.removeTag(image);
+              context.log().line("removed the build's private name " + image);
+            } catch (EngineException | RuntimeException e) {
+              context.log().line("could not remove the build's private name " + image + ": " + e.getMessage());
+            }
+          });
     } catch (RuntimeException e) {
-      // Cleanup must not fail a job that is over; what was left is at most a local tag.
+      // Cleanup must not fail a job that is over; what was left is at most a local name.
     }
   }
 
@@ -155,10 +195,14 @@ final class DockerPushStage implements Stage {
     }
   }
 
-  private void tag(JobContext context, String localImage, ImageName.Target target) throws StageException {
-    if (localImage.equals(target.reference())) {
-      return;
-    }
+  /**
+   * Points {@code target}'s name at the job's image, under the caller's lock on it. An image that
+   * had the name is first given a private name of its own ({@code slipway.local/held-...:held}),
+   * so that it cannot be pruned as dangling and gets the name back by {@link #putBack}; an image
+   * that already is the job's needs nothing.
+   */
+  private void tagForPush(JobContext context, LocalNames names, String localImage, ImageName.Target target)
+      throws StageException {
     try {
       Optional<String> localId = engine.imageId(localImage);
       if (localId.isEmpty()) {
@@ -168,22 +212,116 @@ final class DockerPushStage implements Stage {
             "the Docker engine has no image '" + localImage + "', which the build stage published as "
                 + StageKeys.LOCAL_IMAGE.name() + "; was it removed in between?");
       }
-      String reference = target.reference();
-      // Jobs that run at once may push the same tag: the tag is removed when the last of the
-      // jobs that made or shared it is done, never under another job's push.
-      synchronized (tagUsers) {
-        boolean ours = tagUsers.containsKey(reference);
-        Optional<String> existing = engine.imageId(reference);
-        engine.tag(localImage, target);
-        // A tag that was there before, and not made by a running job, is left alone.
-        if ((existing.isEmpty() || ours) && settings.removeLocalTags()) {
-          tagUsers.merge(reference, 1, Integer::sum);
-          createdTags.computeIfAbsent(context, c -> Collections.synchronizedSet(new LinkedHashSet<>()))
-              .add(reference);
-        }
+      if (localImage.equals(target.reference())) {
+        return; // a build stage that built under the destination name itself: nothing to tag
       }
+      Optional<String> existing = engine.imageId(target.reference());
+      if (existing.equals(localId)) {
+        return; // the name already points at this very image
+      }
+      Optional<ImageName.Target> held = Optional.empty();
+      if (existing.isPresent()) {
+        ImageName.Target hold = holdName();
+        engine.tag(existing.get(), hold);
+        held = Optional.of(hold);
+        context.log().line("the engine already has another image under " + target + " (" + shortId(existing.get())
+            + "); it is kept as " + hold + " during the push and gets the name back after it");
+      }
+      // Noted before the tag, so that a tag that fails half-way is put back too.
+      names.tagged(new PutBack(target, held));
+      engine.tag(localImage, target);
     } catch (EngineException e) {
       throw engineFailure(e);
+    }
+  }
+
+  /**
+   * Gives the destination name back to the image that had it, or removes it when none had, and
+   * drops the holding name. Idempotent, never throws; true when nothing is left to put back. Runs
+   * with the thread's interrupt cleared (a cancelled job must still put the name back).
+   */
+  private boolean putBack(JobContext context, LocalNames names) {
+    PutBack putBack = names.pending();
+    if (putBack == null) {
+      return true;
+    }
+    boolean interrupted = Thread.interrupted();
+    try {
+      ImageName.Target target = putBack.target();
+      if (putBack.held().isPresent()) {
+        ImageName.Target hold = putBack.held().get();
+        engine.tag(hold.reference(), target);
+        engine.removeTag(hold.reference());
+        context.log().line("gave " + target + " back to the image that had it before the push");
+      } else {
+        engine.removeTag(target.reference());
+        context.log().line("removed local tag " + target);
+      }
+      names.putBack();
+      return true;
+    } catch (EngineException | RuntimeException e) {
+      context.log().line("could not " + (putBack.held().isPresent()
+          ? "give " + putBack.target() + " back to the image that had it (kept as " + putBack.held().get() + ")"
+          : "remove local tag " + putBack.target()) + ": " + e.getMessage());
+      return false;
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** A fresh private name for an image whose name a push borrows. */
+  private static ImageName.Target holdName() {
+    byte[] random = new byte[8];
+    RANDOM.nextBytes(random);
+    return new ImageName.Target("slipway.local", "held-" + HexFormat.of().formatHex(random), "held");
+  }
+
+  private static String shortId(String id) {
+    String hex = id.startsWith("sha256:") ? id.substring("sha256:".length()) : id;
+    return hex.length() > 12 ? hex.substring(0, 12) : hex;
+  }
+
+  /**
+   * A destination name this job pointed at its image.
+   *
+   * @param target the name
+   * @param held where the image that had the name waits meanwhile; empty when none had it
+   */
+  private record PutBack(ImageName.Target target, Optional<ImageName.Target> held) {}
+
+  /** One job's changes to the engine's names, and the lock it keeps while one is not put back. */
+  static final class LocalNames {
+    private PutBack pending;
+    private LocalNameLocks.Held kept;
+
+    private synchronized void tagged(PutBack putBack) {
+      pending = putBack;
+    }
+
+    private synchronized PutBack pending() {
+      return pending;
+    }
+
+    private synchronized void putBack() {
+      pending = null;
+    }
+
+    /** Releases {@code lock}, or keeps it for cleanup while a name is still to be put back. */
+    private synchronized void releaseOrKeep(LocalNameLocks.Held lock) {
+      if (pending == null) {
+        lock.release();
+      } else {
+        kept = lock;
+      }
+    }
+
+    private synchronized void releaseKept() {
+      if (kept != null) {
+        kept.release();
+        kept = null;
+      }
     }
   }
 

@@ -8,10 +8,12 @@ import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
 import dev.slipway.worker.api.WorkerEnvironment;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Provides the {@code docker-push} stage: tags the image the build stage left in the local Docker
- * engine as {@code <registry>/<repository>:<tag>}, pushes it (docker-java, httpclient5 transport)
+ * engine (under a job-private name) as {@code <registry>/<repository>:<tag>} for the push, pushes it (docker-java, httpclient5 transport)
  * with the credentials an auth stage published or the configured ones, confirms the digest with the
  * registry and publishes the image URI and digest. Needs {@link StageKeys#LOCAL_IMAGE}; uses {@link
  * StageKeys#REGISTRY_CREDENTIALS} when an earlier stage published them.
@@ -20,6 +22,7 @@ import java.util.Set;
  * documents each of them.
  */
 public final class DockerPushStageFactory implements StageFactory {
+  private static final Logger LOG = LoggerFactory.getLogger(DockerPushStageFactory.class);
 
   /** For {@link java.util.ServiceLoader}. */
   public DockerPushStageFactory() {}
@@ -53,6 +56,7 @@ public final class DockerPushStageFactory implements StageFactory {
   @Override
   public Stage create(Config config, WorkerEnvironment environment) throws StageConfigException {
     DockerPushSettings settings = DockerPushSettings.from(config, environment);
+    settings.warnings().forEach(LOG::warn);
     return new DockerPushStage(
         settings,
         DockerJavaEngine.create(settings.engine()),

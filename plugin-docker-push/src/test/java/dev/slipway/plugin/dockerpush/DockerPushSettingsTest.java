@@ -41,6 +41,7 @@ class DockerPushSettingsTest {
     assertEquals(Duration.ofMillis(500), s.progressInterval());
     assertTrue(s.removeLocalTags());
     assertEquals(Duration.ofSeconds(30), s.registryTimeout());
+    assertEquals(List.of(), s.warnings());
   }
 
   @Test
@@ -82,6 +83,9 @@ class DockerPushSettingsTest {
     assertEquals(new DockerPushSettings.Retry(5, Duration.ofMillis(200), Duration.ofSeconds(2)), s.retry());
     assertEquals(Duration.ofSeconds(1), s.progressInterval());
     assertFalse(s.removeLocalTags());
+    assertEquals(1, s.warnings().size(), s.warnings().toString());
+    assertTrue(s.warnings().get(0).startsWith("worker.stages.docker-push.remove-local-tags = false is ignored"),
+        s.warnings().get(0));
     assertEquals(Duration.ofSeconds(5), s.registryTimeout());
   }
 

@@ -68,8 +68,11 @@ class DockerPushStageTest {
         }
       }
     };
-    return new DockerPushStage(Fixtures.settings(overrides), engine, client, System::nanoTime);
+    return new DockerPushStage(Fixtures.settings(overrides), engine, client, System::nanoTime, locks);
   }
+
+  /** The locks of this test's stages only, so that no other test's job can hold a name. */
+  final LocalNameLocks locks = new LocalNameLocks();
 
   private RecordingJobContext job(String imageName) {
     return Fixtures.job(imageName, "team/app:1", workspace);
@@ -424,63 +427,296 @@ class DockerPushStageTest {
     assertEquals(1, engine.pushes());
   }
 
-  @Test
-  void cleanupRemovesOnlyTheTagsTheJobCreated() throws Exception {
-    engine.image("registry.example.com/team/kept:1", "sha256:other");
-    engine.image("team/kept:1", "sha256:local");
-    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+  static final String PRIVATE = "slipway.local/job-1-0a1b2c3d:build";
+  static final String DEST = "registry.example.com/team/app:1";
 
-    RecordingJobContext created = job("team/app:1");
-    stage.execute(created);
-    RecordingJobContext existing = Fixtures.job("team/kept:1", "team/kept:1", workspace);
-    stage.execute(existing);
+  /** A job whose build stage published a private name, as the buildkit stage does. */
+  private RecordingJobContext privateJob(String privateName, String id) {
+    engine.image(privateName, id);
+    return Fixtures.job("team/app:1", privateName, workspace);
+  }
 
-    stage.cleanup(created);
-    stage.cleanup(existing);
-    assertTrue(engine.calls.contains("rmi registry.example.com/team/app:1"), engine.calls.toString());
-    assertFalse(engine.calls.contains("rmi registry.example.com/team/kept:1"), "a tag that was there before stays");
-    assertFalse(engine.calls.stream().anyMatch(c -> c.equals("rmi team/app:1")), "the build's own tag is not ours");
+  /** The engine's names and ids, without the fixture's own {@code team/app:1}. */
+  private Map<String, String> names() {
+    Map<String, String> names = new java.util.HashMap<>(engine.names());
+    names.remove("team/app:1");
+    return names;
+  }
 
-    stage.cleanup(created);
-    assertEquals(1, engine.calls.stream().filter(c -> c.startsWith("rmi ")).count(), "a second cleanup does nothing");
+  private List<String> heldNames() {
+    return names().keySet().stream().filter(n -> n.startsWith("slipway.local/held-")).toList();
   }
 
   @Test
-  void twoJobsPushingTheSameTagAtOnceLeaveItUntilTheLastIsDone() throws Exception {
+  void theDestinationNameExistsOnlyWhileThePushRuns() throws Exception {
+    List<Optional<String>> duringPush = new CopyOnWriteArrayList<>();
+    engine.script = attempt -> {
+      duringPush.add(Optional.ofNullable(names().get(DEST)));
+      return FakeEngine.success(DIGEST);
+    };
+    List<Optional<String>> duringConfirm = new CopyOnWriteArrayList<>();
+    registry = (target, credentials) -> {
+      duringConfirm.add(Optional.ofNullable(names().get(DEST)));
+      return Optional.of(DIGEST);
+    };
     DockerPushStage stage = stage(map("registry", "registry.example.com"));
-    RecordingJobContext first = job("team/app:1");
-    RecordingJobContext second = job("team/app:1");
-    stage.execute(first);
-    stage.execute(second);
+    RecordingJobContext job = privateJob(PRIVATE, "sha256:mine");
+    stage.execute(job);
 
+    assertEquals(List.of(Optional.of("sha256:mine")), duringPush, "pushed from the job's own image");
+    assertEquals(List.of(Optional.empty()), duringConfirm, "removed right after the push, before the digest check");
+    assertFalse(names().containsKey(DEST), "nothing left under the destination name: " + names());
+    assertTrue(job.lines().contains("removed local tag " + DEST), job.lines().toString());
+    assertTrue(names().containsKey(PRIVATE), "the build's name stays until cleanup");
+    assertEquals(0, locks.size(), "the name's lock is released");
+
+    stage.cleanup(job);
+    assertEquals(Map.of(), names(), "no name of the job is left: " + names());
+    assertTrue(job.lines().contains("removed the build's private name " + PRIVATE), job.lines().toString());
+  }
+
+  @Test
+  void anImageThatHadTheNameGetsItBackWhateverThePushsOutcome() throws Exception {
+    for (String outcome : List.of("success", "failure", "denied", "cancelled")) {
+      engine.image(DEST, "sha256:theirs");
+      engine.hang = outcome.equals("cancelled");
+      Map<String, String> duringPush = new java.util.concurrent.ConcurrentHashMap<>();
+      engine.script = attempt -> {
+        duringPush.putAll(names());
+        return switch (outcome) {
+          case "failure" -> FakeEngine.failure("manifest invalid: manifest invalid");
+          case "denied" -> FakeEngine.failure("denied: requested access to the resource is denied");
+          default -> FakeEngine.success(DIGEST);
+        };
+      };
+      DockerPushStage stage = stage(map("registry", "registry.example.com"));
+      RecordingJobContext job = privateJob(PRIVATE, "sha256:mine");
+      if (outcome.equals("cancelled")) {
+        CompletableFuture<Throwable> result = runAsync(stage, job);
+        Thread.sleep(200);
+        job.cancel();
+        assertTrue(result.get(5, TimeUnit.SECONDS) instanceof InterruptedException, outcome);
+      } else if (outcome.equals("success")) {
+        stage.execute(job);
+      } else {
+        assertThrows(StageException.class, () -> stage.execute(job));
+      }
+      assertEquals("sha256:theirs", names().get(DEST), outcome + ": " + engine.calls);
+      assertEquals(List.of(), heldNames(), outcome + ": the holding name is gone");
+      if (!outcome.equals("cancelled")) {
+        assertEquals("sha256:mine", duringPush.get(DEST), outcome + ": the push went out from the job's image");
+        assertTrue(duringPush.keySet().stream().anyMatch(n -> n.startsWith("slipway.local/held-")
+            && duringPush.get(n).equals("sha256:theirs")), outcome + ": the other image had a name meanwhile "
+            + duringPush);
+      }
+      assertTrue(job.lines().stream().anyMatch(l -> l.contains("already has another image under " + DEST)),
+          job.lines().toString());
+      stage.cleanup(job);
+      assertEquals(Map.of(DEST, "sha256:theirs"), names(), outcome);
+      assertEquals(0, locks.size(), outcome);
+      engine.hang = false;
+    }
+  }
+
+  @Test
+  void aTagThatFailsHalfWayIsPutBackToo() throws Exception {
+    // The engine takes the first tag (the other image under its holding name) and refuses the
+    // second (the job's image under the destination name).
+    engine.image(DEST, "sha256:theirs");
+    RecordingJobContext job = privateJob(PRIVATE, "sha256:mine");
+    DockerPushStage stage = new DockerPushStage(Fixtures.settings(map("registry", "registry.example.com")),
+        new FakeEngineFailingSecondTag(engine), (RegistryClient) null, System::nanoTime, locks);
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+    assertEquals("push.failed", e.code());
+    assertTrue(e.getMessage().contains("no space left on device"), e.getMessage());
+    assertEquals("sha256:theirs", names().get(DEST));
+    assertEquals(List.of(), heldNames());
+    assertEquals(0, engine.pushes());
+    stage.cleanup(job);
+    assertEquals(Map.of(DEST, "sha256:theirs"), names());
+    assertEquals(0, locks.size());
+  }
+
+  /** The fake engine, except that tagging the job's own image fails. */
+  private static final class FakeEngineFailingSecondTag implements ImageEngine {
+    private final FakeEngine engine;
+
+    FakeEngineFailingSecondTag(FakeEngine engine) {
+      this.engine = engine;
+    }
+
+    @Override
+    public Optional<String> imageId(String reference) {
+      return engine.imageId(reference);
+    }
+
+    @Override
+    public void tag(String source, ImageName.Target target) throws EngineException {
+      if (source.startsWith("slipway.local/job-")) {
+        throw new EngineException(EngineException.Reason.FAILED, "no space left on device", null);
+      }
+      engine.tag(source, target);
+    }
+
+    @Override
+    public RunningPush push(ImageName.Target target, Optional<RegistryCredentials> credentials,
+        java.util.function.Consumer<PushMessage> listener) throws EngineException {
+      return engine.push(target, credentials, listener);
+    }
+
+    @Override
+    public void removeTag(String reference) throws EngineException {
+      engine.removeTag(reference);
+    }
+
+    @Override
+    public void close() {}
+  }
+
+  @Test
+  void theNameAlreadyOnTheJobsImageIsLeftAsItIs() throws Exception {
+    engine.image(DEST, "sha256:mine");
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = privateJob(PRIVATE, "sha256:mine");
+    stage.execute(job);
+    stage.cleanup(job);
+    assertEquals(Map.of(DEST, "sha256:mine"), names());
+    assertFalse(engine.calls.stream().anyMatch(c -> c.startsWith("tag ")), engine.calls.toString());
+  }
+
+  @Test
+  void cleanupRemovesOnlyAPrivateBuildNameNeverAnotherPublishedOne() throws Exception {
+    engine.script = attempt -> FakeEngine.failure("manifest invalid: manifest invalid");
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext failed = privateJob(PRIVATE, "sha256:mine");
+    assertThrows(StageException.class, () -> stage.execute(failed));
+    stage.cleanup(failed);
+    assertFalse(names().containsKey(PRIVATE), "removed after a failed push too");
+
+    // A build stage of another kind that published the caller's own name: not this stage's to remove.
+    RecordingJobContext legacy = job("team/app:1");
+    assertThrows(StageException.class, () -> stage.execute(legacy));
+    stage.cleanup(legacy);
+    assertEquals("sha256:local", engine.names().get("team/app:1"));
+    assertFalse(engine.calls.contains("rmi team/app:1"), engine.calls.toString());
+
+    stage.cleanup(failed);
+    stage.cleanup(job("team/never:1")); // a job whose push stage never ran: nothing to do, no error
+  }
+
+  @Test
+  void twoJobsPushingTheSameNameAtOnceTakeTurnsAndEachConfirmsItsOwnDigest() throws Exception {
+    engine.image("slipway.local/a-00000001:build", "sha256:" + "a".repeat(64));
+    engine.image("slipway.local/b-00000002:build", "sha256:" + "b".repeat(64));
+    java.util.concurrent.CountDownLatch firstPushing = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch letFirstGo = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicReference<String> lastPushed = new java.util.concurrent.atomic.AtomicReference<>();
+    engine.script = attempt -> {
+      String id = names().get(DEST);
+      lastPushed.set(id);
+      if (attempt == 1) {
+        firstPushing.countDown();
+        try {
+          letFirstGo.await(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+      // The digest follows the image: what a registry would serve for it.
+      return FakeEngine.success(id);
+    };
+    registry = (target, credentials) -> Optional.ofNullable(lastPushed.get());
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext first = Fixtures.job("team/app:1", "slipway.local/a-00000001:build", workspace);
+    RecordingJobContext second = Fixtures.job("team/app:1", "slipway.local/b-00000002:build", workspace);
+
+    CompletableFuture<Throwable> a = runAsync(stage, first);
+    assertTrue(firstPushing.await(5, TimeUnit.SECONDS));
+    CompletableFuture<Throwable> b = runAsync(stage, second);
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (second.lines().stream().noneMatch(l -> l.startsWith("waiting for another job")) && System.nanoTime() < end) {
+      Thread.sleep(10);
+    }
+    assertTrue(second.lines().stream().anyMatch(l -> l.startsWith("waiting for another job of this worker to finish"
+        + " its push of " + DEST)), second.lines().toString());
+    assertEquals(1, engine.pushes(), "the second job waits, it does not retag the name under the first's push");
+    letFirstGo.countDown();
+    assertEquals(null, a.get(5, TimeUnit.SECONDS));
+    assertEquals(null, b.get(5, TimeUnit.SECONDS));
+
+    assertEquals(Optional.of("sha256:" + "a".repeat(64)), first.get(StageKeys.IMAGE_DIGEST));
+    assertEquals(Optional.of("sha256:" + "b".repeat(64)), second.get(StageKeys.IMAGE_DIGEST));
     stage.cleanup(first);
-    assertFalse(engine.calls.contains("rmi registry.example.com/team/app:1"),
-        "the second job may still be pushing it");
     stage.cleanup(second);
-    assertEquals(1, engine.calls.stream().filter(c -> c.equals("rmi registry.example.com/team/app:1"))
-        .count(), engine.calls.toString());
+    assertEquals(Map.of(), names());
+    assertEquals(0, locks.size());
   }
 
   @Test
-  void cleanupNeverThrowsAndCanBeTurnedOff() throws Exception {
+  void aNameThatCouldNotBePutBackStaysLockedUntilCleanupPutsItBack() throws Exception {
+    engine.image(DEST, "sha256:theirs");
+    engine.failRemove = new EngineException(EngineException.Reason.UNREACHABLE, "the engine went away", null);
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext first = privateJob(PRIVATE, "sha256:mine");
+    stage.execute(first);
+    assertTrue(first.lines().stream().anyMatch(l -> l.startsWith("could not give " + DEST + " back")
+        && l.contains("kept as slipway.local/held-")), first.lines().toString());
+
+    RecordingJobContext second = privateJob("slipway.local/job-2-0a1b2c3e:build", "sha256:second");
+    CompletableFuture<Throwable> waiting = runAsync(stage, second);
+    Thread.sleep(300);
+    assertFalse(waiting.isDone(), "the next job would take the first job's image for the name's owner");
+    assertEquals(1, engine.pushes());
+
+    engine.failRemove = null;
+    stage.cleanup(first);
+    assertEquals(null, waiting.get(5, TimeUnit.SECONDS));
+    stage.cleanup(second);
+    assertEquals(Map.of(DEST, "sha256:theirs"), names(), engine.calls.toString());
+    assertEquals(0, locks.size());
+  }
+
+  @Test
+  void cleanupNeverThrowsAndAlwaysReleasesTheName() throws Exception {
     engine.failRemove = new EngineException(EngineException.Reason.FAILED, "conflict: image is being used", null);
     DockerPushStage stage = stage(map("registry", "registry.example.com"));
-    RecordingJobContext job = job("team/app:1");
+    RecordingJobContext job = privateJob(PRIVATE, "sha256:mine");
     stage.execute(job);
     stage.cleanup(job);
     assertTrue(job.lines().stream().anyMatch(l -> l.contains("could not remove local tag") && l.contains("conflict")),
         job.lines().toString());
+    assertTrue(job.lines().stream().anyMatch(l -> l.contains("could not remove the build's private name")),
+        job.lines().toString());
+    assertEquals(0, locks.size(), "a job that is over holds no name, even one it could not put back");
+  }
 
-    engine.calls.clear();
-    DockerPushStage keeping = stage(map("registry", "registry.example.com", "remove-local-tags", false));
-    RecordingJobContext kept = job("team/other:1");
-    engine.image("team/app:1", "sha256:local");
-    keeping.execute(kept);
-    keeping.cleanup(kept);
-    assertFalse(engine.calls.stream().anyMatch(c -> c.startsWith("rmi ")), engine.calls.toString());
+  @Test
+  void removeLocalTagsFalseNoLongerKeepsAnything() throws Exception {
+    DockerPushStage stage = stage(map("registry", "registry.example.com", "remove-local-tags", false));
+    RecordingJobContext job = privateJob(PRIVATE, "sha256:mine");
+    stage.execute(job);
+    stage.cleanup(job);
+    assertEquals(Map.of(), names());
+  }
 
-    // A job that failed before it tagged anything.
-    stage.cleanup(job("team/never:1"));
+  @Test
+  void aCancelWhileWaitingForTheNameEndsTheWait() throws Exception {
+    engine.hang = true;
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext first = privateJob(PRIVATE, "sha256:mine");
+    CompletableFuture<Throwable> pushing = runAsync(stage, first);
+    Thread.sleep(200);
+    RecordingJobContext second = privateJob("slipway.local/job-2-0a1b2c3e:build", "sha256:second");
+    CompletableFuture<Throwable> waiting = runAsync(stage, second);
+    Thread.sleep(200);
+    second.cancel();
+    assertTrue(waiting.get(2, TimeUnit.SECONDS) instanceof InterruptedException);
+    first.cancel();
+    assertTrue(pushing.get(2, TimeUnit.SECONDS) instanceof InterruptedException);
+    stage.cleanup(second);
+    stage.cleanup(first);
+    assertEquals(Map.of(), names());
+    assertEquals(0, locks.size());
   }
 
   @Test

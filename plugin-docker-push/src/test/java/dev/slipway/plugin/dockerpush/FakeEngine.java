@@ -16,7 +16,7 @@ import java.util.function.Function;
  * streams. Records every call.
  */
 final class FakeEngine implements ImageEngine {
-  final Map<String, String> images = new HashMap<>();
+  private final Map<String, String> images = new HashMap<>();
   final List<String> calls = new CopyOnWriteArrayList<>();
   final List<Optional<RegistryCredentials>> pushCredentials = new CopyOnWriteArrayList<>();
   /** Attempt number (1-based) to the messages that push streams. */
@@ -26,7 +26,7 @@ final class FakeEngine implements ImageEngine {
   volatile EngineException failRemove;
   private int pushes;
 
-  FakeEngine image(String reference, String id) {
+  synchronized FakeEngine image(String reference, String id) {
     images.put(reference, id);
     return this;
   }
@@ -53,15 +53,20 @@ final class FakeEngine implements ImageEngine {
   }
 
   @Override
-  public Optional<String> imageId(String reference) {
+  public synchronized Optional<String> imageId(String reference) {
     calls.add("inspect " + reference);
     return Optional.ofNullable(images.get(reference));
   }
 
   @Override
-  public void tag(String source, ImageName.Target target) {
+  public synchronized void tag(String source, ImageName.Target target) throws EngineException {
     calls.add("tag " + source + " " + target.reference());
-    images.put(target.reference(), images.get(source));
+    // Like the engine: the source is a name or an image id.
+    String id = images.containsKey(source) ? images.get(source) : images.containsValue(source) ? source : null;
+    if (id == null) {
+      throw new EngineException(EngineException.Reason.NOT_FOUND, "No such image: " + source, null);
+    }
+    images.put(target.reference(), id);
   }
 
   @Override
@@ -97,12 +102,17 @@ final class FakeEngine implements ImageEngine {
   }
 
   @Override
-  public void removeTag(String reference) throws EngineException {
+  public synchronized void removeTag(String reference) throws EngineException {
     calls.add("rmi " + reference);
     if (failRemove != null) {
       throw failRemove;
     }
     images.remove(reference);
+  }
+
+  /** The names the engine holds now, and their ids. */
+  synchronized Map<String, String> names() {
+    return Map.copyOf(images);
   }
 
   @Override

@@ -131,15 +131,15 @@ class RealRegistryPushTest {
       assertEquals(Optional.of(digest), REGISTRY.manifestDigest(repository, "1"),
           "the digest the stage published is the registry's Docker-Content-Digest");
       assertTrue(job.lines().stream().anyMatch(l -> l.endsWith(": Pushed")), job.lines().toString());
-      assertTrue(DOCKER.imageExists(target), "tagged for the push");
+      assertFalse(DOCKER.imageExists(target), "the destination name is removed as soon as the push is done");
       for (String line : job.lines()) {
         assertFalse(line.contains(REGISTRY.password()), "password in log line: " + line);
       }
       assertFalse(stage.toString().contains(REGISTRY.password()), stage.toString());
 
       stage.cleanup(job);
-      assertFalse(DOCKER.imageExists(target), "the stage's local tag is gone after cleanup");
-      assertTrue(DOCKER.imageExists(local), "the build's own image stays");
+      assertFalse(DOCKER.imageExists(target), "and stays gone after cleanup");
+      assertTrue(DOCKER.imageExists(local), "a published name outside slipway.local/ is the build stage's to remove");
 
       // From the registry alone: nothing local left, pulled back by digest, run.
       DOCKER.removeImages(local);
