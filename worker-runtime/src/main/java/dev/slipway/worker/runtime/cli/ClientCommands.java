@@ -4,7 +4,11 @@ import dev.slipway.proto.v1.CancelJobRequest;
 import dev.slipway.proto.v1.CancelJobResponse;
 import dev.slipway.proto.v1.JobEvent;
 import dev.slipway.proto.v1.JobRequest;
+import dev.slipway.proto.v1.GetJobRequest;
+import dev.slipway.proto.v1.GetJobResponse;
 import dev.slipway.proto.v1.JobResponse;
+import dev.slipway.proto.v1.JobState;
+import dev.slipway.proto.v1.WatchJobRequest;
 import dev.slipway.proto.v1.PingRequest;
 import dev.slipway.proto.v1.PingResponse;
 import dev.slipway.proto.v1.StageResult;
@@ -116,6 +120,10 @@ final class ClientCommands {
     @Option(names = "--plain", description = "Plain lines, even on a terminal")
     boolean plain;
 
+    @Option(names = "--detach", description = "Start the job detached (SubmitJob), print its id"
+        + " and return; follow it with `watch ID`, ask with `status ID`")
+    boolean detach;
+
     @Override
     public Integer call() throws InterruptedException {
       PrintWriter out = spec.commandLine().getOut();
@@ -154,32 +162,22 @@ final class ClientCommands {
         return CommandLine.ExitCode.USAGE;
       }
       try (connection) {
-        Iterator<JobEvent> events = connection.jobService().streamJob(request.build());
-        JobResponse result = null;
-        ProgressPrinter printer = new ProgressPrinter(out, live);
-        while (events.hasNext()) {
-          JobEvent event = events.next();
-          switch (event.getEventCase()) {
-            case STAGE_STARTED -> printer.stageStarted(event.getJobId(),
-                event.getStageStarted().getStage());
-            case LOG -> printer.log(event.getLog().getStage(), event.getLog().getLine());
-            case STAGE_FINISHED -> printer.stageFinished(event.getStageFinished().getResult());
-            case RESULT -> result = event.getResult();
-            default -> { }
-          }
+        if (detach) {
+          // Detached: the job goes on whatever happens to this connection.
+          out.println(connection.jobService().withDeadlineAfter(30, TimeUnit.SECONDS)
+              .submitJob(request.build()).getJobId());
+          out.flush();
+          return 0;
         }
-        if (result == null) {
-          err.println("submit: the worker closed the stream without a result");
-          return EXIT_UNREACHABLE;
-        }
-        return printResult(out, result);
+        return follow(connection.jobService().streamJob(request.build()), out, err, live,
+            "submit");
       } catch (StatusRuntimeException e) {
         err.println("submit: " + e.getStatus().getCode() + ": " + ClientConnection.describe(e));
         return EXIT_UNREACHABLE;
       }
     }
 
-    private static int printResult(PrintWriter out, JobResponse result) {
+    static int printResult(PrintWriter out, JobResponse result) {
       out.println();
       if (result.getSuccess()) {
         out.println("job " + result.getJobId() + " succeeded in " + result.getDurationMs() + " ms");
@@ -287,6 +285,108 @@ final class ClientCommands {
 
   /** Cancels a running job. */
   @Command(name = "cancel", description = "Cancel a running job.")
+  /** Prints a job's events as they come; returns the exit code of its result. */
+  static int follow(Iterator<JobEvent> events, PrintWriter out, PrintWriter err, boolean live,
+      String command) {
+    JobResponse result = null;
+    ProgressPrinter printer = new ProgressPrinter(out, live);
+    while (events.hasNext()) {
+      JobEvent event = events.next();
+      switch (event.getEventCase()) {
+        case STAGE_STARTED -> printer.stageStarted(event.getJobId(),
+            event.getStageStarted().getStage());
+        case LOG -> printer.log(event.getLog().getStage(), event.getLog().getLine());
+        case STAGE_FINISHED -> printer.stageFinished(event.getStageFinished().getResult());
+        case RESULT -> result = event.getResult();
+        default -> { }
+      }
+    }
+    if (result == null) {
+      err.println(command + ": the worker closed the stream without a result");
+      return EXIT_UNREACHABLE;
+    }
+    return Submit.printResult(out, result);
+  }
+
+  /** Follows a job, from the start or after a seq, to its result (WatchJob). */
+  @Command(name = "watch", description = "Follow a job live to its result (WatchJob); re-attach"
+      + " with --after-seq to miss nothing still kept.")
+  static final class Watch implements Callable<Integer> {
+    @CommandLine.Mixin Target target = new Target();
+    @Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(paramLabel = "JOB_ID", description = "The job to follow")
+    String jobId;
+
+    @Option(names = "--after-seq", defaultValue = "0",
+        description = "Only events after this seq (default: all that are kept)")
+    long afterSeq;
+
+    @Option(names = "--plain", description = "Plain lines, even on a terminal")
+    boolean plain;
+
+    @Override
+    public Integer call() throws InterruptedException {
+      ClientConnection connection;
+      try {
+        connection = target.connect();
+      } catch (ClientConnection.UsageException e) {
+        spec.commandLine().getErr().println("watch: " + e.getMessage());
+        return CommandLine.ExitCode.USAGE;
+      }
+      try (connection) {
+        return follow(connection.jobService().watchJob(WatchJobRequest.newBuilder()
+                .setJobId(jobId).setAfterSeq(afterSeq).build()),
+            spec.commandLine().getOut(), spec.commandLine().getErr(),
+            !plain && System.console() != null, "watch");
+      } catch (StatusRuntimeException e) {
+        spec.commandLine().getErr().println("watch: " + e.getStatus().getCode() + ": "
+            + ClientConnection.describe(e));
+        return EXIT_UNREACHABLE;
+      }
+    }
+  }
+
+  /** Says where a job stands (GetJob). */
+  @Command(name = "status", description = "Where a job stands: running (and in which stage) or"
+      + " finished (and how) (GetJob).")
+  static final class Status implements Callable<Integer> {
+    @CommandLine.Mixin Target target = new Target();
+    @Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(paramLabel = "JOB_ID", description = "The job")
+    String jobId;
+
+    @Override
+    public Integer call() throws InterruptedException {
+      ClientConnection connection;
+      try {
+        connection = target.connect();
+      } catch (ClientConnection.UsageException e) {
+        spec.commandLine().getErr().println("status: " + e.getMessage());
+        return CommandLine.ExitCode.USAGE;
+      }
+      PrintWriter out = spec.commandLine().getOut();
+      try (connection) {
+        GetJobResponse job = connection.jobService().withDeadlineAfter(30, TimeUnit.SECONDS)
+            .getJob(GetJobRequest.newBuilder().setJobId(jobId).build());
+        if (job.getState() == JobState.JOB_STATE_FINISHED) {
+          out.println("job " + job.getJobId() + " finished (last seq " + job.getLastSeq() + ")");
+          return Submit.printResult(out, job.getResult());
+        }
+        out.println("job " + job.getJobId() + " running, stage "
+            + (job.getCurrentStage().isEmpty() ? "(none yet)" : job.getCurrentStage())
+            + ", last seq " + job.getLastSeq());
+        out.flush();
+        return 0;
+      } catch (StatusRuntimeException e) {
+        spec.commandLine().getErr().println("status: " + e.getStatus().getCode() + ": "
+            + ClientConnection.describe(e));
+        return EXIT_UNREACHABLE;
+      }
+    }
+  }
+
   static final class Cancel implements Callable<Integer> {
     @CommandLine.Mixin Target target = new Target();
     @Spec CommandLine.Model.CommandSpec spec;

@@ -26,7 +26,8 @@ import picocli.CommandLine.Spec;
     description = "Slipway build worker: clones, builds and pushes container images for an"
         + " orchestrator that calls it over gRPC.",
     subcommands = {WorkerCli.Serve.class, WorkerCli.CheckConfig.class, WorkerCli.Plugins.class,
-        ClientCommands.Submit.class, ClientCommands.Ping.class, ClientCommands.Cancel.class})
+        ClientCommands.Submit.class, ClientCommands.Watch.class, ClientCommands.Status.class,
+        ClientCommands.Ping.class, ClientCommands.Cancel.class})
 public final class WorkerCli implements Callable<Integer> {
   /** Bad configuration or usage. */
   public static final int EXIT_CONFIG = 2;
