@@ -104,7 +104,7 @@ worker {
   ]
   stages {
     git.allowed-schemes = [http]          # the demo's git server is plain HTTP on loopback
-    buildkit.docker-host = "$DOCKER_HOST"
+    buildkit { docker-host = "$DOCKER_HOST", network = none }   # RUN steps get no network
     docker-push {
       docker-host = "$DOCKER_HOST"
       registry = "$SLIPWAY_REGISTRY"

@@ -23,8 +23,13 @@ public final class CloneFailure extends Exception {
     BRANCH_NOT_FOUND,
     /** The server cannot be reached: refused, unknown host, timed out. */
     UNREACHABLE,
-    /** A submodule's URL breaks the URL rules. */
+    /** A submodule's URL breaks the URL rules, or the job's caller may not clone it. */
     SUBMODULE_REFUSED,
+    /**
+     * The server redirected the clone to another repository path on the same host: not the
+     * repository that was checked. The message names both paths.
+     */
+    REDIRECTED_ELSEWHERE,
     /**
      * The clone would pass {@link CloneSpec#maxCheckoutSize()}; the message says what passed it
      * (the bytes received, the files to check out, the checkout on disk) and by how much.

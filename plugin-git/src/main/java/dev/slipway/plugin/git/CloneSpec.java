@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * What {@link GitClient#cloneRepository} clones.
@@ -20,6 +21,9 @@ import java.util.Optional;
  * @param urlPolicy the rules every submodule URL must pass as well
  * @param maxCheckoutSize most bytes the clone may receive from servers, and most it may write
  *     under {@code directory}, {@code .git} and submodules included; more than 0
+ * @param repositoryCheck why the job's caller may not clone a submodule's URL (given as it would
+ *     be fetched, relative URLs resolved, after {@code urlPolicy} passed it), or empty when it may:
+ *     the runtime's {@code JobContext.repositoryRefusal}, asked before each submodule is fetched
  */
 public record CloneSpec(
     URI url,
@@ -30,7 +34,8 @@ public record CloneSpec(
     boolean submodules,
     Duration timeout,
     UrlPolicy urlPolicy,
-    long maxCheckoutSize) {
+    long maxCheckoutSize,
+    Function<String, Optional<String>> repositoryCheck) {
 
   public CloneSpec {
     Objects.requireNonNull(url, "url");
@@ -39,6 +44,7 @@ public record CloneSpec(
     Objects.requireNonNull(directory, "directory");
     Objects.requireNonNull(timeout, "timeout");
     Objects.requireNonNull(urlPolicy, "urlPolicy");
+    Objects.requireNonNull(repositoryCheck, "repositoryCheck");
     if (maxCheckoutSize <= 0) {
       throw new IllegalArgumentException("maxCheckoutSize must be more than 0: " + maxCheckoutSize);
     }

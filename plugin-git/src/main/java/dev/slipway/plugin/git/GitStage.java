@@ -77,7 +77,9 @@ final class GitStage implements Stage {
             settings.submodules(),
             settings.connectTimeout(),
             urls,
-            settings.maxCheckoutSize());
+            settings.maxCheckoutSize(),
+            // Submodules lead to more repositories; the caller's allow-list holds for them too.
+            context::repositoryRefusal);
     context
         .log()
         .line(
@@ -167,6 +169,14 @@ final class GitStage implements Stage {
                 + "); check repo_url's host and port and the worker's network (connect-timeout "
                 + settings.connectTimeout().toMillis()
                 + " ms)";
+      }
+      case REDIRECTED_ELSEWHERE -> {
+        // INVALID_REQUEST, not EXTERNAL (git.unreachable): the server answered, and it says the
+        // repository is elsewhere. Nothing is transient, so a retry fails the same way; the
+        // caller must send the repository's final URL, which then passes the allow-list check
+        // that the redirect would have skipped.
+        code = INVALID_REQUEST;
+        message = url + ": " + detail;
       }
       case SUBMODULE_REFUSED -> {
         code = SUBMODULE_REFUSED;

@@ -106,7 +106,78 @@ public final class UrlPolicy {
     if (path == null || path.isEmpty() || path.equals("/")) {
       return Optional.of("has no repository path; e.g. " + example());
     }
+    return pathProblem(path)
+        .map(p -> p + "; give the repository's own path plainly, e.g. " + example());
+  }
+
+  /**
+   * What makes a URL's raw {@code path} one that git servers could read as another repository
+   * than the one a checker sees, if anything: an empty segment ({@code //}), a {@code .} or
+   * {@code ..} segment (also with {@code ;parameters}, which some Java servers drop), a backslash,
+   * a control character, or an escaped {@code /}, {@code \}, {@code .}, {@code %} or control
+   * character. nginx merges slashes, Go's {@code path.Clean} and Python servers resolve dot
+   * segments, some servers decode those escapes before routing; JGit sends the path as written.
+   * One trailing {@code /} is allowed: every server reads it the same way. The phrase repeats
+   * nothing of the path but the offending escape.
+   *
+   * @param rawPath the path as sent, escapes not decoded
+   */
+  public static Optional<String> pathProblem(String rawPath) {
+    for (int i = 0; i < rawPath.length(); i++) {
+      char c = rawPath.charAt(i);
+      if (c < ' ' || c == 0x7f || c == '\\') {
+        return Optional.of("has a backslash or a control character in its path");
+      }
+      int high = c == '%' && i + 2 < rawPath.length() ? hex(rawPath.charAt(i + 1)) : -1;
+      int low = high < 0 ? -1 : hex(rawPath.charAt(i + 2));
+      if (low >= 0) {
+        int b = high * 16 + low;
+        if (b == '/' || b == '\\' || b == '.' || b == '%' || b < ' ' || b == 0x7f) {
+          return Optional.of(
+              "has the escape '"
+                  + rawPath.substring(i, i + 3)
+                  + "' in its path (an escaped "
+                  + escaped(b)
+                  + "), which some git servers decode before they look up the repository and"
+                  + " others do not, so the repository cloned could be another than the one"
+                  + " checked");
+        }
+      }
+    }
+    String trimmed = rawPath.startsWith("/") ? rawPath.substring(1) : rawPath;
+    if (trimmed.endsWith("/")) {
+      trimmed = trimmed.substring(0, trimmed.length() - 1);
+    }
+    for (String segment : trimmed.split("/", -1)) {
+      if (segment.isEmpty()) {
+        return Optional.of(
+            "has an empty segment ('//') in its path, which some git servers merge into one '/'"
+                + " and others do not, so the repository cloned could be another than the one"
+                + " checked");
+      }
+      int parameters = segment.indexOf(';');
+      String name = parameters < 0 ? segment : segment.substring(0, parameters);
+      if (name.equals(".") || name.equals("..")) {
+        return Optional.of(
+            "has a '" + name + "' segment in its path, which some git servers resolve and others"
+                + " do not, so the repository cloned could be another than the one checked");
+      }
+    }
     return Optional.empty();
+  }
+
+  private static int hex(char c) {
+    return c < 0x80 ? Character.digit(c, 16) : -1;
+  }
+
+  private static String escaped(int b) {
+    return switch (b) {
+      case '/' -> "'/'";
+      case '\\' -> "backslash";
+      case '.' -> "'.'";
+      case '%' -> "'%', which decodes to another escape";
+      default -> "control character";
+    };
   }
 
   /**

@@ -79,6 +79,53 @@ class GitRequestValidationTest {
     assertTrue(e.getMessage().contains(expected), e.getMessage());
   }
 
+  /**
+   * Paths that git servers could read as another repository than the one the caller's allow-list
+   * was checked against: nginx merges slashes, Go's path.Clean and Python servers resolve dot
+   * segments, some servers decode escapes before routing, while JGit sends the path as written.
+   * The first three escaped a scope {@code acme/*}.
+   */
+  static Stream<Arguments> ambiguousPaths() {
+    return Stream.of(
+        Arguments.of("https://git.example//acme/app/../../evil/x.git", "empty segment ('//')"),
+        Arguments.of("https://git.example/acme/..%2fevil%2fx.git", "escape '%2f' in its path (an escaped '/')"),
+        Arguments.of("https://git.example/acme/%2e%2e/evil/x.git", "escape '%2e' in its path (an escaped '.')"),
+        Arguments.of("https://git.example/acme/app/../../evil/x.git", "a '..' segment"),
+        Arguments.of("https://git.example/acme/../evil/x.git", "a '..' segment"),
+        Arguments.of("https://git.example/acme/./app.git", "a '.' segment"),
+        Arguments.of("https://git.example/acme/app.git/..", "a '..' segment"),
+        Arguments.of("https://git.example/acme/..;/evil/x.git", "a '..' segment"),
+        Arguments.of("https://git.example/acme//app.git", "empty segment"),
+        Arguments.of("https://git.example/acme/app.git//", "empty segment"),
+        Arguments.of("https://git.example/acme/%2E%2E/evil/x.git", "escape '%2E'"),
+        Arguments.of("https://git.example/acme/..%2Fevil.git", "escape '%2F'"),
+        Arguments.of("https://git.example/acme/..%5cevil.git", "escape '%5c' in its path (an escaped backslash)"),
+        Arguments.of("https://git.example/acme/%252e%252e/evil.git", "escape '%25'"),
+        Arguments.of("https://git.example/acme/app%00.git", "escape '%00' in its path (an escaped control character)"),
+        Arguments.of("https://git.example/acme/app%0a.git", "escape '%0a'"),
+        Arguments.of("https://git.example/acme/app%7F.git", "escape '%7F'"));
+  }
+
+  @ParameterizedTest
+  @MethodSource("ambiguousPaths")
+  void refusesPathsThatServersReadAsAnotherRepository(String url, String expected) throws Exception {
+    Stage stage = new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment());
+
+    StageException e =
+        assertThrows(
+            StageException.class,
+            () -> stage.validate(RecordingJobContext.request(url, "", null, "app:1")));
+
+    assertEquals("git.invalid-request", e.code());
+    assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    assertTrue(e.getMessage().startsWith("repo_url: has "), e.getMessage());
+    assertTrue(e.getMessage().contains(expected), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("give the repository's own path plainly, e.g. https://github.com/owner/repo.git"),
+        e.getMessage());
+    assertFalse(e.getMessage().contains("evil"), "the refused URL is echoed: " + e.getMessage());
+  }
+
   @Test
   void refusedUrlIsNeverEchoedSinceItMayHoldASecret() throws Exception {
     StageException e =
@@ -101,7 +148,14 @@ class GitRequestValidationTest {
         "HTTPS://GitHub.com/owner/repo.git",
         "https://github.com:443/owner/repo.git",
         "https://git.example.com/group/sub/repo.git",
-        "https://github.com/owner/repo@2.git"
+        "https://github.com/owner/repo@2.git",
+        // Plain paths that every server reads the same way.
+        "https://github.com/owner/repo.git/",
+        "https://github.com/owner/..repo.git",
+        "https://github.com/owner/repo..git",
+        "https://github.com/owner/.github",
+        "https://github.com/owner/my%20repo.git",
+        "https://github.com/owner/a%2Bb.git"
       })
   void acceptsHttpsUrls(String url) throws Exception {
     Stage stage = new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment());

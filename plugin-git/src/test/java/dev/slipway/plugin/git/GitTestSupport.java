@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Function;
 
 /** Builds the stage as the runtime would, from reference.conf plus a test's overrides. */
 final class GitTestSupport {
@@ -76,6 +77,73 @@ final class GitTestSupport {
         return Optional.empty();
       }
     };
+  }
+
+  /**
+   * A context whose caller may clone only what {@code check} allows, as the runtime's {@link
+   * JobContext#repositoryRefusal} answers from the caller's allowed-repositories; it records every
+   * URL asked. RecordingJobContext always allows.
+   */
+  static final class CheckedContext implements JobContext {
+    final RecordingJobContext delegate;
+    final List<String> asked = new CopyOnWriteArrayList<>();
+    private final Function<String, Optional<String>> check;
+
+    CheckedContext(RecordingJobContext delegate, Function<String, Optional<String>> check) {
+      this.delegate = delegate;
+      this.check = check;
+    }
+
+    @Override
+    public Optional<String> repositoryRefusal(String url) {
+      asked.add(url);
+      return check.apply(url);
+    }
+
+    @Override
+    public String jobId() {
+      return delegate.jobId();
+    }
+
+    @Override
+    public JobRequestView request() {
+      return delegate.request();
+    }
+
+    @Override
+    public Path workspace() {
+      return delegate.workspace();
+    }
+
+    @Override
+    public <T> Optional<T> get(StageKey<T> key) {
+      return delegate.get(key);
+    }
+
+    @Override
+    public <T> void publish(StageKey<T> key, T value) {
+      delegate.publish(key, value);
+    }
+
+    @Override
+    public JobLog log() {
+      return delegate.log();
+    }
+
+    @Override
+    public void addSecret(String secret) {
+      delegate.addSecret(secret);
+    }
+
+    @Override
+    public boolean isCancelled() {
+      return delegate.isCancelled();
+    }
+
+    @Override
+    public void onCancel(Runnable action) {
+      delegate.onCancel(action);
+    }
   }
 
   /** A log line and when it was written. */

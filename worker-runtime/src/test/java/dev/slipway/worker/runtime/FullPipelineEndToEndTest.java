@@ -95,7 +95,7 @@ class FullPipelineEndToEndTest {
         + "worker.region = eu-west-1\n"
         + "worker.stages.git.allowed-schemes = [http]\n"
         + "worker.stages.buildkit { docker-cli = \"" + engine.cli() + "\", docker-host = \""
-        + engine.host().orElseThrow() + "\" }\n"
+        + engine.host().orElseThrow() + "\", network = none }\n"
         + "worker.stages.ecr { endpoint-override = \"" + ecr.endpoint() + "\", max-attempts = 1 }\n"
         + "worker.stages.docker-push { docker-host = \"" + engine.host().orElseThrow() + "\","
         + " retry.max-attempts = 1 }\n" + extra);

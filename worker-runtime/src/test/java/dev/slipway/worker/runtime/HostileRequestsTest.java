@@ -1,9 +1,10 @@
 package dev.slipway.worker.runtime;
 
+import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.slipway.proto.v1.JobEvent;
 import dev.slipway.proto.v1.JobOutcome;
 import dev.slipway.proto.v1.JobRequest;
 import dev.slipway.proto.v1.JobResponse;
@@ -17,8 +18,10 @@ import io.grpc.StatusRuntimeException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
@@ -148,6 +151,7 @@ class HostileRequestsTest {
         "job_id: '-rf'", "starting with a letter or digit"));
     rows.add(invalid("job_id with a NUL", b -> b.setJobId("job\0id"),
         "job_id: 'job?id'", "1-128"));
+    // A NUL at either end is as hostile as one inside: it must be refused, not trimmed away.
     rows.add(invalid("job_id with a trailing NUL", b -> b.setJobId("hostile-1\0"),
         "job_id: 'hostile-1?'", "1-128"));
 
@@ -183,12 +187,13 @@ class HostileRequestsTest {
         "repo_url:", "must not contain credentials"));
     rows.add(invalid("repo_url with a user", b -> b.setRepoUrl("http://git@" + hostPort + "/app.git"),
         "repo_url:", "must not contain credentials"));
+    // Refused by the git stage or, failing that, by the runtime's normalisation: both say which.
     rows.add(invalid("repo_url with an empty segment", b -> b.setRepoUrl(base + "/app.git"),
-        "repo_url", "empty, '.' or '..' segment"));
+        "repo_url", "empty", "segment"));
     rows.add(invalid("repo_url with a '..' segment", b -> b.setRepoUrl(base + "x/../app.git"),
-        "repo_url", "empty, '.' or '..' segment"));
+        "repo_url", "'..' segment"));
     rows.add(invalid("repo_url with a '.' segment", b -> b.setRepoUrl(base + "./app.git"),
-        "repo_url", "empty, '.' or '..' segment"));
+        "repo_url", "'.'", "segment"));
     rows.add(invalid("repo_url with %2e%2e", b -> b.setRepoUrl(base + "x/%2e%2e/app.git"),
         "repo_url", "'%2e'"));
     rows.add(invalid("repo_url with %2f", b -> b.setRepoUrl(base + "x%2f..%2fapp.git"),
@@ -309,6 +314,17 @@ class HostileRequestsTest {
     rows.add(invalidHiding("build_secrets value with a NUL", List.of(nulSecret, SECRET),
         b -> b.putBuildSecrets("nul", nulSecret + "\0tail"), "build_secrets.nul:", "NUL"));
 
+    // Secrets in the wrong field (a caller's slip): refused, and the secret still never comes
+    // back, neither in the status nor in the worker's log line about the refusal.
+    rows.add(invalid("the token pasted into job_id", b -> b.setJobId("job/" + TOKEN),
+        "job_id:", "1-128"));
+    rows.add(invalid("the token pasted into dockerfile_path", b -> b.setDockerfilePath("/" + TOKEN),
+        "dockerfile_path:", "must be relative"));
+    rows.add(invalid("a build secret's value pasted as a build_args key",
+        b -> b.putBuildArgs(SECRET, "x"), "build_args:", "Dockerfile ARG name"));
+    rows.add(invalid("a build secret's value pasted into image_name",
+        b -> b.setImageName("Team/" + SECRET), "image_name", "lower-case"));
+
     // the message itself
     rows.add(new Row("a request of 2 MB", b -> b.putBuildArgs("HUGE", repeat('h', 2 * 1024 * 1024)),
         Status.Code.RESOURCE_EXHAUSTED, List.of("exceeds maximum size 1048576"), List.of()));
@@ -322,12 +338,15 @@ class HostileRequestsTest {
     List<String> failures = new ArrayList<>();
     for (Row row : rows) {
       JobRequest request = row.change().apply(valid()).build();
-      List<String> secrets = new ArrayList<>(row.secrets());
+      // What was sent as secrets; a token too short to be told from ordinary words is skipped.
+      Set<String> secrets = new LinkedHashSet<>(row.secrets());
       secrets.add(TOKEN);
       secrets.add(SECRET);
       if (request.getGithubToken().length() >= 4) {
         secrets.add(request.getGithubToken());
       }
+      secrets.addAll(request.getBuildSecretsMap().values().stream()
+          .filter(v -> v.length() >= 4).toList());
       for (boolean streaming : new boolean[] {false, true}) {
         String what = row.what() + (streaming ? " (StreamJob)" : " (RunJob)");
         String problem = check(what, request, streaming, row, secrets);
@@ -336,35 +355,41 @@ class HostileRequestsTest {
         }
       }
     }
-    assertEquals(List.of(), failures, failures.size() + " of " + (2 * rows.size())
-        + " calls were answered wrongly:\n" + String.join("\n", failures));
+    int gitRequestsOfRows = gitServer.requests().size();
 
     // The valid request is admitted: the refusals are the hostile fields' doing. The checkout
     // has no Dockerfile, so the job ends in the build stage, before any engine or registry.
     JobResponse admitted = JobServiceGrpc.newBlockingStub(channel)
         .withDeadlineAfter(2, TimeUnit.MINUTES).runJob(valid().build());
-    assertEquals(JobOutcome.JOB_OUTCOME_FAILED, admitted.getOutcome(), admitted.toString());
-    assertEquals("buildkit", admitted.getFailedStage(), admitted.toString());
-    assertEquals("build.dockerfile-not-found", admitted.getErrorCode(), admitted.toString());
-    assertFalse(gitServer.requests().isEmpty(), "the valid request was cloned");
-    assertEquals(0, TestWorkers.workspaceCount(dir));
-    assertEquals(WorkerStatus.WORKER_STATUS_FREE, TestWorkers.ping(channel).getStatus());
+    assertAll(
+        () -> assertEquals(List.of(), failures, failures.size() + " of " + (2 * rows.size())
+            + " calls (" + rows.size() + " rows, RunJob and StreamJob) were answered wrongly:\n"
+            + String.join("\n", failures)),
+        () -> {
+          assertEquals(JobOutcome.JOB_OUTCOME_FAILED, admitted.getOutcome(), admitted.toString());
+          assertEquals("buildkit", admitted.getFailedStage(), admitted.toString());
+          assertEquals("build.dockerfile-not-found", admitted.getErrorCode(), admitted.toString());
+          assertTrue(gitServer.requests().size() > gitRequestsOfRows, "the valid request was cloned");
+          assertEquals(0, TestWorkers.workspaceCount(dir));
+          assertEquals(WorkerStatus.WORKER_STATUS_FREE, TestWorkers.ping(channel).getStatus());
+        });
   }
 
   /** One call of one row; what was wrong with the answer, or null. */
   private String check(String what, JobRequest request, boolean streaming, Row row,
-      List<String> secrets) throws Exception {
+      Set<String> secrets) throws Exception {
     List<String> wrong = new ArrayList<>();
     int gitRequestsBefore = gitServer.requests().size();
     var stub = JobServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
     Status status = null;
     try {
       if (streaming) {
-        stub.streamJob(request).forEachRemaining(e -> { });
+        List<JobEvent> events = new ArrayList<>();
+        stub.streamJob(request).forEachRemaining(events::add);
+        wrong.add("was accepted and ran: " + summary(events.get(events.size() - 1).getResult()));
       } else {
-        stub.runJob(request);
+        wrong.add("was accepted and ran: " + summary(stub.runJob(request)));
       }
-      wrong.add("was accepted and ran");
     } catch (StatusRuntimeException e) {
       status = e.getStatus();
     }
@@ -388,12 +413,17 @@ class HostileRequestsTest {
         wrong.add("message carries control characters");
       }
       if (!wrong.isEmpty()) {
-        wrong.add("got " + status.getCode() + ": " + printable(description));
+        String shown = description;
+        for (String secret : secrets) {
+          shown = shown.replace(secret, "<secret sent>");
+        }
+        wrong.add("got " + status.getCode() + ": " + printable(shown));
       }
     }
     List<GitHttpServer.Request> seen = gitServer.requests();
     if (seen.size() > gitRequestsBefore) {
-      wrong.add("the git server saw " + seen.subList(gitRequestsBefore, seen.size()));
+      wrong.add("the git server saw " + (seen.size() - gitRequestsBefore) + " request(s), first "
+          + seen.get(gitRequestsBefore).method() + " " + seen.get(gitRequestsBefore).uri());
     }
     long workspaces = TestWorkers.workspaceCount(dir);
     if (workspaces != 0) {
@@ -407,6 +437,11 @@ class HostileRequestsTest {
           java.time.Duration.ofMinutes(2));
     }
     return wrong.isEmpty() ? null : what + ": " + String.join("; ", wrong);
+  }
+
+  private static String summary(JobResponse result) {
+    return "job " + printable(result.getJobId()) + " " + result.getOutcome() + " in stage "
+        + result.getFailedStage() + " (" + result.getErrorCode() + ")";
   }
 
   private static String printable(String s) {

@@ -1,5 +1,7 @@
 package dev.slipway.plugin.git.jgit;
 
+import dev.slipway.plugin.git.UrlPolicy;
+import java.io.ByteArrayOutputStream;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -10,11 +12,14 @@ import java.net.URI;
 import java.net.URL;
 import java.net.URLConnection;
 import java.net.URLStreamHandler;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Pattern;
 import org.eclipse.jgit.transport.URIish;
 import org.eclipse.jgit.transport.http.HttpConnection;
 import org.eclipse.jgit.transport.http.HttpConnectionFactory2;
@@ -22,12 +27,15 @@ import org.eclipse.jgit.transport.http.JDKHttpConnection;
 import org.eclipse.jgit.transport.http.JDKHttpConnectionFactory;
 
 /**
- * JGit's own JDK connection factory for one clone, with four additions.
+ * JGit's own JDK connection factory for one clone, with five additions.
  *
  * <ul>
  *   <li>It connects only to the origins (scheme, host, port) the clone was allowed: JGit follows
  *       redirects and keeps sending basic credentials after one, so a redirect elsewhere would
  *       hand the token to another host. Such a connection fails with {@link OriginRefusedException}.
+ *   <li>Through {@link #forRepository}, each transport's requests stay on its repository's own
+ *       path: a same-host redirect to another repository would clone one nobody checked against
+ *       the caller's allow-list. Such a request fails with {@link PathRefusedException}.
  *   <li>It remembers every connection it opened and {@link #abort() aborts} them on cancellation.
  *       A thread blocked reading a socket ignores interruption, and JGit only polls its progress
  *       monitor between objects; closing the socket is what stops a stalled clone at once.
@@ -44,10 +52,20 @@ import org.eclipse.jgit.transport.http.JDKHttpConnectionFactory;
  * it carries a stream handler that opens the connection itself and records it.
  */
 final class GuardedConnectionFactory implements HttpConnectionFactory2 {
+  /**
+   * What git's HTTP protocol asks for below a repository's path: smart HTTP's two endpoints, and
+   * the dumb protocol's files.
+   */
+  private static final Pattern GIT_REQUEST =
+      Pattern.compile(
+          "info/refs|git-upload-pack|HEAD|objects/(info/(packs|alternates|http-alternates)"
+              + "|[0-9a-f]{2}/[0-9a-f]{38,62}|pack/pack-[0-9a-f]{40,64}\\.(pack|idx))");
+
   private final JDKHttpConnectionFactory delegate = new JDKHttpConnectionFactory();
   private final int timeoutMillis;
   private final SizeLimit limit;
   private final Set<String> origins = ConcurrentHashMap.newKeySet();
+  private final Set<String> repositories = ConcurrentHashMap.newKeySet();
   private final List<HttpURLConnection> opened = new ArrayList<>();
   private boolean aborted;
 
@@ -83,9 +101,30 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
     allow(origin);
   }
 
-  /** Allows connections to {@code uri}'s scheme, host and port too (a checked submodule's). */
+  /**
+   * Allows connections to {@code uri}'s scheme, host and port too, and transports for its
+   * repository (a checked submodule's).
+   */
   void allow(URI uri) {
-    origins.add(origin(uri.getScheme(), uri.getHost(), uri.getPort()));
+    String origin = origin(uri.getScheme(), uri.getHost(), uri.getPort());
+    origins.add(origin);
+    repositories.add(origin + repositoryPath(uri.getRawPath()));
+  }
+
+  /** Whether {@code uri} names a repository that was allowed: same origin, same path. */
+  boolean allowsRepository(URIish uri) {
+    return allows(uri)
+        && repositories.contains(
+            origin(uri.getScheme(), uri.getHost(), uri.getPort()) + repositoryPath(uri.getRawPath()));
+  }
+
+  /** A repository's path as requests are compared with it: decoded, no trailing '/'. */
+  private static String repositoryPath(String rawPath) {
+    String path = decode(rawPath == null ? "" : rawPath);
+    while (path.endsWith("/")) {
+      path = path.substring(0, path.length() - 1);
+    }
+    return path;
   }
 
   /** Whether {@code uri} is on an allowed origin. */
@@ -107,6 +146,40 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
     open.forEach(HttpURLConnection::disconnect);
   }
 
+  /**
+   * This factory for the transport of one repository: it also refuses every request outside that
+   * repository's path, such as a redirect from {@code /acme/app.git/info/refs} to {@code
+   * /evil/x.git/info/refs} on the same host. JGit follows such a redirect and clones from there
+   * on, so the repository cloned would not be the one the caller's allow-list was checked against.
+   * Each request's path must be the repository's path followed by one of the paths git's HTTP
+   * protocol asks for ({@code /info/refs}, {@code /git-upload-pack}, and the dumb protocol's
+   * {@code /HEAD} and {@code /objects/...}); anything else fails with {@link
+   * PathRefusedException}.
+   *
+   * @param repository the URL the transport was opened for, already checked
+   */
+  HttpConnectionFactory2 forRepository(URIish repository) {
+    String repositoryPath = repositoryPath(repository.getRawPath());
+    return new HttpConnectionFactory2() {
+      @Override
+      public HttpConnection create(URL url) throws IOException {
+        checkPath(url, repositoryPath);
+        return GuardedConnectionFactory.this.create(url);
+      }
+
+      @Override
+      public HttpConnection create(URL url, Proxy proxy) throws IOException {
+        checkPath(url, repositoryPath);
+        return GuardedConnectionFactory.this.create(url, proxy);
+      }
+
+      @Override
+      public GitSession newSession() {
+        return GuardedConnectionFactory.this.newSession();
+      }
+    };
+  }
+
   @Override
   public HttpConnection create(URL url) throws IOException {
     TimedConnection connection = new TimedConnection(guard(url), limit);
@@ -122,6 +195,77 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
   @Override
   public GitSession newSession() {
     return delegate.newSession();
+  }
+
+  /** Refuses a request for another path than {@code repositoryPath}'s git endpoints. */
+  private static void checkPath(URL url, String repositoryPath) throws PathRefusedException {
+    String raw = url.getPath(); // java.net.URL keeps the path as sent, escapes and all
+    Optional<String> problem = UrlPolicy.pathProblem(raw);
+    if (problem.isPresent()) {
+      throw new PathRefusedException(
+          "the server redirected the clone of "
+              + repositoryPath
+              + " to a path that "
+              + problem.get()
+              + "; such redirects are refused: use the repository's final URL");
+    }
+    String path = decode(raw);
+    String prefix = repositoryPath + "/";
+    if (path.startsWith(prefix) && GIT_REQUEST.matcher(path.substring(prefix.length())).matches()) {
+      return;
+    }
+    throw new PathRefusedException(
+        "the server redirected the clone from "
+            + repositoryPath
+            + " to "
+            + shown(repositoryOf(path))
+            + ", another repository path on the same host; a redirect that changes the"
+            + " repository is refused, since the repository cloned would not be the one checked"
+            + " against the caller's allowed repositories: use the repository's final URL");
+  }
+
+  /** {@code path} without the git endpoint it ends with, if any: the repository it names. */
+  private static String repositoryOf(String path) {
+    for (int slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
+      if (GIT_REQUEST.matcher(path.substring(slash + 1)).matches()) {
+        return path.substring(0, slash);
+      }
+    }
+    return path;
+  }
+
+  /** A server-chosen path in a message: printable and short. */
+  private static String shown(String path) {
+    String printable = path.codePoints()
+        .map(c -> Character.isISOControl(c) ? '?' : c)
+        .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append)
+        .toString();
+    return printable.length() <= 200 ? printable : printable.substring(0, 200) + "...";
+  }
+
+  /** Percent-escapes decoded as UTF-8; '+' stays '+', as in a URL's path. */
+  private static String decode(String raw) {
+    if (raw.indexOf('%') < 0) {
+      return raw;
+    }
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    for (int i = 0; i < raw.length(); i++) {
+      char c = raw.charAt(i);
+      int high = c == '%' && i + 2 < raw.length() ? hex(raw.charAt(i + 1)) : -1;
+      int low = high < 0 ? -1 : hex(raw.charAt(i + 2));
+      if (low >= 0) {
+        bytes.write(high * 16 + low);
+        i += 2;
+      } else {
+        byte[] encoded = String.valueOf(c).getBytes(StandardCharsets.UTF_8);
+        bytes.write(encoded, 0, encoded.length);
+      }
+    }
+    return bytes.toString(StandardCharsets.UTF_8);
+  }
+
+  private static int hex(char c) {
+    return c < 0x80 ? Character.digit(c, 16) : -1;
   }
 
   private URL guard(URL url) throws IOException {
@@ -243,6 +387,15 @@ final class GuardedConnectionFactory implements HttpConnectionFactory2 {
       long skipped = super.skip(n);
       limit.received(Math.max(skipped, 0));
       return skipped;
+    }
+  }
+
+  /** A request for another path than the repository's, after a redirect on the same host. */
+  static final class PathRefusedException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    PathRefusedException(String message) {
+      super(message);
     }
   }
 

@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.net.ConnectException;
 import java.net.NoRouteToHostException;
 import java.net.SocketTimeoutException;
+import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.UnknownHostException;
 import java.security.GeneralSecurityException;
@@ -56,7 +57,7 @@ import org.eclipse.jgit.treewalk.TreeWalk;
  * depth is 0, without checkout; the checkout follows once the files it writes are known to fit
  * {@code max-checkout-size} (see {@link SizeLimit}, which also counts the bytes received and
  * watches the disk). Submodules are cloned afterwards, each only once its URL has passed the same
- * rules as the repository's, and each held to the same limit.
+ * rules as the repository's and the caller's repository check, and each held to the same limit.
  */
 public final class JGitClient implements GitClient {
 
@@ -109,6 +110,9 @@ public final class JGitClient implements GitClient {
   /** Maps what JGit threw to a reason; JGit's messages are stable English texts (JGitText). */
   static CloneFailure classify(Throwable e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof GuardedConnectionFactory.PathRefusedException) {
+        return new CloneFailure(Reason.REDIRECTED_ELSEWHERE, t.getMessage(), e);
+      }
       if (t instanceof GuardedConnectionFactory.OriginRefusedException
           || t instanceof TransportRefusedException) {
         return new CloneFailure(Reason.FAILED, t.getMessage(), e);
@@ -376,7 +380,25 @@ public final class JGitClient implements GitClient {
                 "submodule '" + walk.getPath() + "': URL " + problem.get(),
                 null);
           }
-          connections.allow(spec.urlPolicy().normalize(url));
+          URI checked = spec.urlPolicy().normalize(url);
+          // The caller's allow-list, as the runtime checked repo_url against it: a submodule must
+          // not lead the job to a repository its caller may not clone.
+          Optional<String> refusal = spec.repositoryCheck().apply(checked.toString());
+          if (refusal.isPresent()) {
+            throw new CloneFailure(
+                Reason.SUBMODULE_REFUSED,
+                "submodule '"
+                    + walk.getPath()
+                    + "' ("
+                    + checked
+                    + ") may not be cloned for this job's caller: "
+                    + refusal.get()
+                    + "; the caller's allowed-repositories must allow every submodule the"
+                    + " repository has, or the worker must not clone submodules"
+                    + " (worker.stages.git.submodules = false)",
+                null);
+          }
+          connections.allow(checked);
         }
       }
       // What SubmoduleUpdateCommand does for a new submodule, less the checkout of the
@@ -431,7 +453,14 @@ public final class JGitClient implements GitClient {
             "the worker's git configuration rewrote the URL to another host; only checked URLs"
                 + " are cloned");
       }
-      http.setHttpConnectionFactory(connections);
+      // Each transport's connections are held to its own repository's path: a redirect to
+      // another path on the same host would clone a repository nobody checked.
+      if (!connections.allowsRepository(transport.getURI())) {
+        throw new TransportRefusedException(
+            "the worker's git configuration rewrote the URL to another repository; only checked"
+                + " URLs are cloned");
+      }
+      http.setHttpConnectionFactory(connections.forRepository(transport.getURI()));
     }
 
     private void checkCancelled() throws InterruptedException {

@@ -69,7 +69,8 @@ class JGitClientSizeLimitTest {
             false,
             Duration.ofSeconds(10),
             new UrlPolicy(List.of("http")),
-            MIB);
+            MIB,
+            url -> Optional.empty());
 
     CloneFailure failure =
         assertThrows(CloneFailure.class, () -> new JGitClient().cloneRepository(spec, new Listener()));
@@ -118,7 +119,8 @@ class JGitClientSizeLimitTest {
             false,
             Duration.ofSeconds(10),
             new UrlPolicy(List.of("http")),
-            16L * MIB);
+            16L * MIB,
+            url -> Optional.empty());
 
     new JGitClient().cloneRepository(spec, new Listener());
 

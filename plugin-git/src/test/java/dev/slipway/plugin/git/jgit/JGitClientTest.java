@@ -14,10 +14,12 @@ import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.URL;
 import java.net.UnknownHostException;
+import java.util.List;
 import org.eclipse.jgit.api.errors.TransportException;
 import org.eclipse.jgit.errors.NoRemoteRepositoryException;
 import org.eclipse.jgit.transport.CredentialItem;
 import org.eclipse.jgit.transport.URIish;
+import org.eclipse.jgit.transport.http.HttpConnectionFactory2;
 import org.junit.jupiter.api.Test;
 
 /** The parts of the JGit adapter that need no server: failure mapping and the guards. */
@@ -56,6 +58,78 @@ class JGitClientTest {
 
     factory.allow(URI.create("https://evil.example/lib.git"));
     assertTrue(factory.allows(new URIish("https://evil.example/o/r.git")));
+
+    // Transports only for the repositories that were checked, not their hosts' others.
+    assertTrue(factory.allowsRepository(new URIish("https://github.com/o/r.git")));
+    assertTrue(factory.allowsRepository(new URIish("https://GitHub.com:443/o/r.git/")));
+    assertTrue(factory.allowsRepository(new URIish("https://evil.example/lib.git")));
+    assertFalse(factory.allowsRepository(new URIish("https://github.com/other/repo.git")));
+    assertFalse(factory.allowsRepository(new URIish("https://evil.example/o/r.git")));
+  }
+
+  /**
+   * Each transport's requests stay on its repository's path: a same-host redirect to another
+   * repository (or to a path servers would read as another) is refused before any connection.
+   */
+  @Test
+  void connectionsOfARepositoryStayOnItsPath() throws Exception {
+    GuardedConnectionFactory factory =
+        new GuardedConnectionFactory(URI.create("https://github.com/acme/app.git"), 1_000);
+    HttpConnectionFactory2 app = factory.forRepository(new URIish("https://github.com/acme/app.git"));
+    String base = "https://github.com/acme/app.git/";
+    String sha = "0123456789abcdef0123456789abcdef01234567";
+
+    // Opening a JDK connection does not connect, so no network here.
+    for (String allowed :
+        List.of(
+            "info/refs?service=git-upload-pack",
+            "git-upload-pack",
+            "HEAD",
+            "info/refs",
+            "objects/info/packs",
+            "objects/01/" + sha.substring(2),
+            "objects/pack/pack-" + sha + ".idx")) {
+      app.create(new URL(base + allowed));
+    }
+    factory.forRepository(new URIish("https://github.com/acme/app.git/"))
+        .create(new URL(base + "info/refs?service=git-upload-pack"));
+    factory.forRepository(new URIish("https://github.com/acme/%61pp.git"))
+        .create(new URL(base + "git-upload-pack"));
+
+    for (String refused :
+        List.of(
+            "https://github.com/evil/x.git/info/refs?service=git-upload-pack",
+            "https://github.com/acme/app.git/foo/info/refs?service=git-upload-pack",
+            "https://github.com/acme/app.gitx/info/refs",
+            "https://github.com/acme/app/info/refs",
+            "https://github.com/acme/app.git/objects/info/alternates/x",
+            "https://github.com/acme/app.git/config",
+            "https://github.com/acme//app.git/info/refs",
+            "https://github.com/acme/app.git/../../evil/x.git/info/refs",
+            "https://github.com/acme/..%2fevil%2fx.git/info/refs",
+            "https://github.com/acme/%2e%2e/evil/x.git/info/refs")) {
+      assertThrows(
+          GuardedConnectionFactory.PathRefusedException.class,
+          () -> app.create(new URL(refused)),
+          refused);
+    }
+    // The origin check still holds, on the repository's own path too.
+    assertThrows(
+        GuardedConnectionFactory.OriginRefusedException.class,
+        () -> app.create(new URL("https://evil.example/acme/app.git/info/refs")));
+    // And the reason the stage maps to git.invalid-request.
+    IOException refused =
+        assertThrows(
+            IOException.class,
+            () -> app.create(new URL("https://github.com/evil/x.git/info/refs?service=git-upload-pack")));
+    CloneFailure failure = JGitClient.classify(wrap(refused));
+    assertEquals(Reason.REDIRECTED_ELSEWHERE, failure.reason());
+    assertEquals(
+        "the server redirected the clone from /acme/app.git to /evil/x.git, another repository path"
+            + " on the same host; a redirect that changes the repository is refused, since the"
+            + " repository cloned would not be the one checked against the caller's allowed"
+            + " repositories: use the repository's final URL",
+        failure.getMessage());
   }
 
   @Test

@@ -283,8 +283,6 @@ final class ClientCommands {
     }
   }
 
-  /** Cancels a running job. */
-  @Command(name = "cancel", description = "Cancel a running job.")
   /** Prints a job's events as they come; returns the exit code of its result. */
   static int follow(Iterator<JobEvent> events, PrintWriter out, PrintWriter err, boolean live,
       String command) {
@@ -387,6 +385,8 @@ final class ClientCommands {
     }
   }
 
+  /** Cancels a running job. */
+  @Command(name = "cancel", description = "Cancel a running job.")
   static final class Cancel implements Callable<Integer> {
     @CommandLine.Mixin Target target = new Target();
     @Spec CommandLine.Model.CommandSpec spec;

@@ -21,16 +21,17 @@ final class ProtoMapping {
   /** The request as stages see it, with the contract's defaults applied. */
   static JobRequestView toView(JobRequest request) {
     return new JobRequestView(
-        request.getJobId().trim(),
-        request.getRepoUrl().trim(),
-        request.getBranch().trim(),
-        request.getGithubToken().isBlank()
+        spaces(request.getJobId()),
+        spaces(request.getRepoUrl()),
+        spaces(request.getBranch()),
+        spaces(request.getGithubToken()).isEmpty()
             ? Optional.empty()
-            : Optional.of(Secret.of(request.getGithubToken().trim())),
-        request.getImageName().trim(),
-        request.getDockerfilePath().isBlank() ? DEFAULT_DOCKERFILE
-            : request.getDockerfilePath().trim(),
-        request.getContextDir().isBlank() ? DEFAULT_CONTEXT : request.getContextDir().trim(),
+            : Optional.of(Secret.of(spaces(request.getGithubToken()))),
+        spaces(request.getImageName()),
+        spaces(request.getDockerfilePath()).isEmpty() ? DEFAULT_DOCKERFILE
+            : spaces(request.getDockerfilePath()),
+        spaces(request.getContextDir()).isEmpty() ? DEFAULT_CONTEXT
+            : spaces(request.getContextDir()),
         // Sorted, so that builds and logs do not depend on hash order.
         new TreeMap<>(request.getBuildArgsMap()),
         secrets(request.getBuildSecretsMap()));
@@ -40,6 +41,22 @@ final class ProtoMapping {
     java.util.Map<String, Secret> secrets = new TreeMap<>();
     values.forEach((k, v) -> secrets.put(k, Secret.of(v)));
     return secrets;
+  }
+
+  /**
+   * The value without the plain spaces around it. Not {@code trim()}: that drops every control
+   * character at the ends too (a NUL, an escape), which the request's checks must see to refuse.
+   */
+  private static String spaces(String value) {
+    int start = 0;
+    int end = value.length();
+    while (start < end && value.charAt(start) == ' ') {
+      start++;
+    }
+    while (end > start && value.charAt(end - 1) == ' ') {
+      end--;
+    }
+    return value.substring(start, end);
   }
 
   static JobResponse toProto(JobResult result) {

@@ -162,7 +162,12 @@ public final class JobManager implements AutoCloseable {
    */
   public JobRequestView validate(JobRequestView request) throws RejectedJobException {
     JobRequestView withId = withJobId(request);
-    validator.validate(withId);
+    try {
+      validator.validate(withId);
+    } catch (RejectedJobException e) {
+      // The refusal quotes what was refused, which may be a secret pasted into the wrong field.
+      throw new RejectedJobException(e.reason(), masker(withId).mask(e.getMessage()));
+    }
     validateByStages(withId);
     return withId;
   }

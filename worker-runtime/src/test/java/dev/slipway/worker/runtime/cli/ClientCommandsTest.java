@@ -121,6 +121,29 @@ class ClientCommandsTest {
   }
 
   @Test
+  void submitDetachedThenWatchAndStatus() throws Exception {
+    start("worker.pipeline = [test-block, test-publish]\n"
+        + "worker.stages.test-block { duration = 500ms, log-interval = 50ms }\n");
+    String target = "127.0.0.1:" + worker.port();
+    assertEquals(0, run("submit", "-t", target, "--detach", "--repo",
+        "https://git.example.test/acme/app.git", "--image", "acme/app:1", "--job-id", "cli-1"));
+    assertEquals("cli-1", out.toString().strip(), "--detach prints the id and returns");
+    out.getBuffer().setLength(0);
+    assertEquals(0, run("status", "-t", target, "cli-1"));
+    assertTrue(out.toString().contains("job cli-1 running"), out.toString());
+    out.getBuffer().setLength(0);
+    assertEquals(0, run("watch", "-t", target, "--plain", "cli-1"));
+    assertTrue(out.toString().contains("[test-block] still working"), out.toString());
+    assertTrue(out.toString().contains("job cli-1 succeeded"), out.toString());
+    out.getBuffer().setLength(0);
+    assertEquals(0, run("status", "-t", target, "cli-1"));
+    assertTrue(out.toString().contains("job cli-1 finished"), out.toString());
+    assertEquals(ClientCommands.EXIT_UNREACHABLE, run("status", "-t", target, "nope"));
+    assertTrue(err.toString().contains("NOT_FOUND"), err.toString());
+    assertEquals(ClientCommands.EXIT_JOB_FAILED, run("cancel", "-t", target, "nope"));
+  }
+
+  @Test
   void secretsGoInPlaintextOnlyToThisHost() {
     ClientCommands.Target t = new ClientCommands.Target();
     for (String local : new String[] {"127.0.0.1:50052", "localhost:1", "[::1]:50052"}) {
