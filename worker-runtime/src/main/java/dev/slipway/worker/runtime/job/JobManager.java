@@ -211,7 +211,9 @@ public final class JobManager implements AutoCloseable {
   /** A job's masker: its token and the worker's own secrets. */
   private SecretMasker masker(JobRequestView request) {
     SecretMasker masker = new SecretMasker();
-    request.token().map(Secret::reveal).ifPresent(masker::add);
+    // A token too short to be one is refused, and masking it would garble the refusal.
+    request.token().map(Secret::reveal).filter(t -> t.length() >= limits.tokenMinLength())
+        .ifPresent(masker::add);
     request.buildSecrets().values().forEach(s -> masker.add(s.reveal()));
     workerSecrets.forEach(masker::add);
     return masker;
