@@ -238,6 +238,28 @@ final class RegistryApi implements RegistryClient {
     return realmHost.equalsIgnoreCase(registryHost) || tokenRealmHosts.contains(realmHost.toLowerCase(Locale.ROOT));
   }
 
+  /**
+   * As {@link #realmMayReceiveCredentials(String, String)}, and on the registry's own host only on
+   * its own port: another port of the same host is another server ({@code registry:8443} is not
+   * {@code registry:443}'s). A listed host is trusted on any port: the operator named it.
+   */
+  boolean realmMayReceiveCredentials(URI realm, URI registry) {
+    String realmHost = realm.getHost() == null ? "" : realm.getHost();
+    String registryHost = registry.getHost() == null ? "" : registry.getHost();
+    if (realmHost.equalsIgnoreCase(registryHost)) {
+      return effectivePort(realm) == effectivePort(registry);
+    }
+    return tokenRealmHosts.contains(realmHost.toLowerCase(Locale.ROOT));
+  }
+
+  private static int effectivePort(URI uri) {
+    return uri.getPort() == -1 ? defaultPort(uri) : uri.getPort();
+  }
+
+  private static int defaultPort(URI uri) {
+    return "http".equalsIgnoreCase(uri.getScheme()) ? 80 : 443;
+  }
+
   /** The token flow: GET realm?service=...&scope=repository:<repo>:pull, with Basic if any. */
   private String token(
       ImageName.Target target, Map<String, String> params, Optional<RegistryCredentials> credentials)
@@ -265,7 +287,7 @@ final class RegistryApi implements RegistryClient {
     // in its name, must not be able to name any other server in its challenge and be sent the
     // password. Refused rather than asked anonymously, so that the operator sees why.
     String registryHost = manifestUri(target).getHost();
-    if (credentials.isPresent() && !realmMayReceiveCredentials(realmHost, registryHost == null ? "" : registryHost)) {
+    if (credentials.isPresent() && !realmMayReceiveCredentials(realm, manifestUri(target))) {
       throw new RegistryException(
           PushFailures.Kind.FAILED,
           "the registry " + registryHost + " sends its clients to the token service " + realm + " on another host, "

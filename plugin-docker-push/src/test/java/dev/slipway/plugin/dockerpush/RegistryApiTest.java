@@ -14,6 +14,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.net.URI;
 import java.time.Duration;
 import java.util.Base64;
 import java.util.HexFormat;
@@ -191,6 +192,15 @@ class RegistryApiTest {
     assertTrue(hub.realmMayReceiveCredentials("auth.docker.io", "registry-1.docker.io"));
     assertTrue(hub.realmMayReceiveCredentials("AUTH.docker.io", "registry-1.docker.io"));
     assertFalse(hub.realmMayReceiveCredentials("evil.docker.io", "registry-1.docker.io"));
+
+    // The same host on another port is another server.
+    URI registry = URI.create("https://registry.acme.test/v2/app/manifests/1");
+    assertTrue(api.realmMayReceiveCredentials(URI.create("https://registry.acme.test/token"), registry));
+    assertTrue(api.realmMayReceiveCredentials(URI.create("https://registry.acme.test:443/t"), registry));
+    assertFalse(api.realmMayReceiveCredentials(URI.create("https://registry.acme.test:8443/t"), registry));
+    URI local = URI.create("http://127.0.0.1:5000/v2/app/manifests/1");
+    assertTrue(api.realmMayReceiveCredentials(URI.create("http://127.0.0.1:5000/auth"), local));
+    assertFalse(api.realmMayReceiveCredentials(URI.create("http://127.0.0.1:5001/auth"), local));
   }
 
   @Test
