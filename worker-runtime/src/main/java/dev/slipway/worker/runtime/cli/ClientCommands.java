@@ -283,6 +283,33 @@ final class ClientCommands {
     }
   }
 
+  /** What a command does on an open connection; returns its exit code. */
+  interface ConnectionCall {
+    int run(ClientConnection connection) throws InterruptedException;
+  }
+
+  /**
+   * Opens a connection to the target and runs {@code call} on it: a usage problem (flags, files)
+   * exits 2, a call the worker refused or could not take exits 3, each said on one line.
+   */
+  static int onConnection(Target target, CommandLine.Model.CommandSpec spec, String name,
+      ConnectionCall call) throws InterruptedException {
+    ClientConnection connection;
+    try {
+      connection = target.connect();
+    } catch (ClientConnection.UsageException e) {
+      spec.commandLine().getErr().println(name + ": " + e.getMessage());
+      return CommandLine.ExitCode.USAGE;
+    }
+    try (connection) {
+      return call.run(connection);
+    } catch (StatusRuntimeException e) {
+      spec.commandLine().getErr().println(name + ": " + e.getStatus().getCode() + ": "
+          + ClientConnection.describe(e));
+      return EXIT_UNREACHABLE;
+    }
+  }
+
   /** Prints a job's events as they come; returns the exit code of its result. */
   static int follow(Iterator<JobEvent> events, PrintWriter out, PrintWriter err, boolean live,
       String command) {
@@ -325,23 +352,11 @@ final class ClientCommands {
 
     @Override
     public Integer call() throws InterruptedException {
-      ClientConnection connection;
-      try {
-        connection = target.connect();
-      } catch (ClientConnection.UsageException e) {
-        spec.commandLine().getErr().println("watch: " + e.getMessage());
-        return CommandLine.ExitCode.USAGE;
-      }
-      try (connection) {
-        return follow(connection.jobService().watchJob(WatchJobRequest.newBuilder()
-                .setJobId(jobId).setAfterSeq(afterSeq).build()),
-            spec.commandLine().getOut(), spec.commandLine().getErr(),
-            !plain && System.console() != null, "watch");
-      } catch (StatusRuntimeException e) {
-        spec.commandLine().getErr().println("watch: " + e.getStatus().getCode() + ": "
-            + ClientConnection.describe(e));
-        return EXIT_UNREACHABLE;
-      }
+      return onConnection(target, spec, "watch", connection -> follow(
+          connection.jobService().watchJob(WatchJobRequest.newBuilder()
+              .setJobId(jobId).setAfterSeq(afterSeq).build()),
+          spec.commandLine().getOut(), spec.commandLine().getErr(),
+          !plain && System.console() != null, "watch"));
     }
   }
 
@@ -357,15 +372,8 @@ final class ClientCommands {
 
     @Override
     public Integer call() throws InterruptedException {
-      ClientConnection connection;
-      try {
-        connection = target.connect();
-      } catch (ClientConnection.UsageException e) {
-        spec.commandLine().getErr().println("status: " + e.getMessage());
-        return CommandLine.ExitCode.USAGE;
-      }
       PrintWriter out = spec.commandLine().getOut();
-      try (connection) {
+      return onConnection(target, spec, "status", connection -> {
         GetJobResponse job = connection.jobService().withDeadlineAfter(30, TimeUnit.SECONDS)
             .getJob(GetJobRequest.newBuilder().setJobId(jobId).build());
         if (job.getState() == JobState.JOB_STATE_FINISHED) {
@@ -377,11 +385,7 @@ final class ClientCommands {
             + ", last seq " + job.getLastSeq());
         out.flush();
         return 0;
-      } catch (StatusRuntimeException e) {
-        spec.commandLine().getErr().println("status: " + e.getStatus().getCode() + ": "
-            + ClientConnection.describe(e));
-        return EXIT_UNREACHABLE;
-      }
+      });
     }
   }
 
@@ -396,25 +400,14 @@ final class ClientCommands {
 
     @Override
     public Integer call() throws InterruptedException {
-      ClientConnection connection;
-      try {
-        connection = target.connect();
-      } catch (ClientConnection.UsageException e) {
-        spec.commandLine().getErr().println("cancel: " + e.getMessage());
-        return CommandLine.ExitCode.USAGE;
-      }
-      try (connection) {
+      return onConnection(target, spec, "cancel", connection -> {
         CancelJobResponse response = connection.jobService()
             .withDeadlineAfter(30, TimeUnit.SECONDS)
             .cancelJob(CancelJobRequest.newBuilder().setJobId(jobId).build());
         spec.commandLine().getOut().println(response.getMessage());
         spec.commandLine().getOut().flush();
         return response.getCancelled() ? 0 : EXIT_JOB_FAILED;
-      } catch (StatusRuntimeException e) {
-        spec.commandLine().getErr().println("cancel: " + e.getStatus().getCode() + " "
-            + ClientConnection.describe(e));
-        return EXIT_UNREACHABLE;
-      }
+      });
     }
   }
 }

@@ -113,7 +113,7 @@ public record SecuritySettings(
 
   static SecuritySettings from(Config config, Path workingDirectory, String bindAddress,
       ConfigProblems problems) {
-    boolean insecure = read(problems, () -> config.getBoolean("worker.insecure"), false);
+    boolean insecure = WorkerSettings.read(problems, () -> config.getBoolean("worker.insecure"), false);
     Duration reload = reloadInterval(config, problems, "worker.tls.reload-interval");
     Optional<Path> cert = file(config, problems, workingDirectory, "worker.tls.cert-file");
     Optional<Path> key = file(config, problems, workingDirectory, "worker.tls.key-file");
@@ -132,13 +132,13 @@ public record SecuritySettings(
 
     List<CallerSpec> callers = callers(config, workingDirectory, problems);
     List<String> openMethods =
-        read(problems, () -> config.getStringList("worker.open-methods"), List.of());
+        WorkerSettings.read(problems, () -> config.getStringList("worker.open-methods"), List.of());
     Scopes policy = new Scopes(
         patterns(config, problems, "worker.policy.allowed-repositories"),
         patterns(config, problems, "worker.policy.allowed-push-repositories"));
 
     Optional<ClientTls> orchestratorTls = Optional.empty();
-    if (read(problems, () -> config.getBoolean("worker.orchestrator.tls.enabled"), false)) {
+    if (WorkerSettings.read(problems, () -> config.getBoolean("worker.orchestrator.tls.enabled"), false)) {
       Optional<Path> ocert =
           file(config, problems, workingDirectory, "worker.orchestrator.tls.cert-file");
       Optional<Path> okey =
@@ -147,7 +147,7 @@ public record SecuritySettings(
         problems.add("worker.orchestrator.tls: cert-file and key-file go together; set both"
             + " (for an orchestrator that requires mutual TLS) or neither");
       }
-      String serverName = read(problems,
+      String serverName = WorkerSettings.read(problems,
           () -> config.getString("worker.orchestrator.tls.server-name").trim(), "");
       orchestratorTls = Optional.of(new ClientTls(
           file(config, problems, workingDirectory, "worker.orchestrator.tls.ca-file"),
@@ -156,8 +156,8 @@ public record SecuritySettings(
     } else {
       for (String k : List.of("ca-file", "cert-file", "key-file", "server-name")) {
         String path = "worker.orchestrator.tls." + k;
-        if (!read(problems, () -> config.getString(path).trim(), "").isEmpty()) {
-          problems.add(origin(config, path) + path + " is set but worker.orchestrator.tls.enabled"
+        if (!WorkerSettings.read(problems, () -> config.getString(path).trim(), "").isEmpty()) {
+          problems.add(WorkerSettings.origin(config, path) + path + " is set but worker.orchestrator.tls.enabled"
               + " is false; set enabled = true to use TLS to the orchestrator");
         }
       }
@@ -295,7 +295,7 @@ public record SecuritySettings(
   }
 
   private static List<String> patterns(Config config, ConfigProblems problems, String path) {
-    return patterns(config, problems, path, origin(config, path) + path);
+    return patterns(config, problems, path, WorkerSettings.origin(config, path) + path);
   }
 
   private static List<String> patterns(Config config, ConfigProblems problems, String path,
@@ -307,7 +307,7 @@ public record SecuritySettings(
       return List.of();
     }
     List<String> patterns = new ArrayList<>();
-    for (String p : read(problems, () -> config.getStringList(path), List.<String>of())) {
+    for (String p : WorkerSettings.read(problems, () -> config.getStringList(path), List.<String>of())) {
       if (p.isBlank()) {
         problems.add(label + (label.endsWith(path) ? "" : "." + path)
             + " has an empty pattern; use \"**\" for everything or remove it");
@@ -320,42 +320,24 @@ public record SecuritySettings(
 
   private static Optional<Path> file(Config config, ConfigProblems problems, Path dir,
       String path) {
-    String value = read(problems, () -> config.getString(path).trim(), "");
+    String value = WorkerSettings.read(problems, () -> config.getString(path).trim(), "");
     if (value.isEmpty()) {
       return Optional.empty();
     }
     try {
       return Optional.of(dir.resolve(value).toAbsolutePath().normalize());
     } catch (InvalidPathException e) {
-      problems.add(origin(config, path) + path + ": '" + value + "' is not a valid path");
+      problems.add(WorkerSettings.origin(config, path) + path + ": '" + value + "' is not a valid path");
       return Optional.empty();
     }
   }
 
   private static Duration reloadInterval(Config config, ConfigProblems problems, String path) {
-    Duration d = read(problems, () -> config.getDuration(path), Duration.ofSeconds(10));
+    Duration d = WorkerSettings.read(problems, () -> config.getDuration(path), Duration.ofSeconds(10));
     if (d.isNegative() || d.isZero()) {
-      problems.add(origin(config, path) + path + ": " + d + " must be longer than zero");
+      problems.add(WorkerSettings.origin(config, path) + path + ": " + d + " must be longer than zero");
       return Duration.ofSeconds(10);
     }
     return d;
-  }
-
-  private static <T> T read(ConfigProblems problems, java.util.function.Supplier<T> getter,
-      T fallback) {
-    try {
-      return getter.get();
-    } catch (ConfigException e) {
-      problems.add(e);
-      return fallback;
-    }
-  }
-
-  private static String origin(Config config, String path) {
-    try {
-      return config.getValue(path).origin().description() + ": ";
-    } catch (ConfigException e) {
-      return "";
-    }
   }
 }

@@ -356,7 +356,8 @@ public record WorkerSettings(
     return d;
   }
 
-  private static <T> T read(ConfigProblems problems, Supplier<T> getter, T fallback) {
+  /** Reads one setting; a problem is recorded and {@code fallback} returned when it is wrong. */
+  static <T> T read(ConfigProblems problems, Supplier<T> getter, T fallback) {
     try {
       return getter.get();
     } catch (ConfigException e) {
@@ -365,7 +366,8 @@ public record WorkerSettings(
     }
   }
 
-  private static String origin(Config config, String path) {
+  /** Where a setting came from, as "file: line: ", or "" when unknown. */
+  static String origin(Config config, String path) {
     try {
       return config.getValue(path).origin().description() + ": ";
     } catch (ConfigException e) {
