@@ -95,6 +95,11 @@ class SizeLimitTest {
       assertTrue(limit.exceeded(), "the watcher never saw the checkout pass the limit");
       tripped = limit.tripped().atNanos();
       assertEquals("the checkout grew past 1 MiB", limit.tripped().detail());
+      // The flag is set first, then the abort runs on the watcher's thread.
+      long abortDeadline = System.nanoTime() + 2_000_000_000L;
+      while (aborted.get() == 0 && System.nanoTime() < abortDeadline) {
+        Thread.sleep(1);
+      }
       assertEquals(1, aborted.get());
       assertThrows(TooLargeException.class, limit::checkDisk);
     }
