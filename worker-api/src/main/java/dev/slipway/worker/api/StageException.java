@@ -16,12 +16,23 @@ public class StageException extends Exception {
 
   private final String code;
   private final ErrorKind kind;
+  private final boolean retryable;
 
   public StageException(String code, ErrorKind kind, String message) {
     this(code, kind, message, null);
   }
 
   public StageException(String code, ErrorKind kind, String message, Throwable cause) {
+    this(code, kind, message, cause, false);
+  }
+
+  /**
+   * @param retryable whether the same request may succeed later: a transient external failure
+   *     (a registry's 503, a reset connection, an engine restarting); it becomes {@code
+   *     JobResponse.retryable}, a hint for the orchestrator
+   */
+  public StageException(String code, ErrorKind kind, String message, Throwable cause,
+      boolean retryable) {
     super(Objects.requireNonNull(message, "message"), cause);
     if (!CODE.matcher(Objects.requireNonNull(code, "code")).matches()) {
       throw new IllegalArgumentException(
@@ -29,6 +40,7 @@ public class StageException extends Exception {
     }
     this.code = code;
     this.kind = Objects.requireNonNull(kind, "kind");
+    this.retryable = retryable;
   }
 
   /** The stable error code, e.g. {@code git.auth-failed}. */
@@ -38,5 +50,10 @@ public class StageException extends Exception {
 
   public ErrorKind kind() {
     return kind;
+  }
+
+  /** Whether the same request may succeed later; see the constructor. */
+  public boolean retryable() {
+    return retryable;
   }
 }

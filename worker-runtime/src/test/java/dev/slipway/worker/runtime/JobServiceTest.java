@@ -96,6 +96,51 @@ class JobServiceTest {
   }
 
   @Test
+  void aFailureSaysWhoseFaultItIsAndWhetherARetryCouldHelp() throws Exception {
+    var stub = start("worker.pipeline = [test-fail]\n"
+        + "worker.stages.test-fail { code = \"push.failed\", retryable = true }");
+    JobResponse transient_ = stub.runJob(TestWorkers.request().build());
+    assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_EXTERNAL, transient_.getErrorKind());
+    assertTrue(transient_.getRetryable(), "the stage said the failure is transient");
+    TestWorkers.close(worker, channel);
+    stub = start("worker.pipeline = [test-fail]\n"
+        + "worker.stages.test-fail { code = \"git.repo-too-large\", kind = INVALID_REQUEST }");
+    JobResponse permanent = stub.runJob(TestWorkers.request().build());
+    assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_INVALID_REQUEST,
+        permanent.getErrorKind());
+    assertFalse(permanent.getRetryable());
+    TestWorkers.close(worker, channel);
+    stub = start("worker.pipeline = [test-block]\nworker.stages.test-block.timeout = 200ms");
+    JobResponse timedOut = stub.runJob(TestWorkers.request().build());
+    assertEquals("worker.stage-timeout", timedOut.getErrorCode());
+    assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_EXTERNAL, timedOut.getErrorKind());
+    assertTrue(timedOut.getRetryable(), "a timeout may pass");
+    JobResponse ok = start2();
+    assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_UNSPECIFIED, ok.getErrorKind());
+  }
+
+  private JobResponse start2() throws Exception {
+    TestWorkers.close(worker, channel);
+    return start("worker.pipeline = [test-publish]").runJob(TestWorkers.request().build());
+  }
+
+  @Test
+  void contractFieldsThisWorkerDoesNotActOnYetAreRefusedNotIgnored() throws Exception {
+    var stub = start("worker.pipeline = [test-publish]");
+    for (var request : java.util.List.of(
+        TestWorkers.request().setCommitSha("0123456789abcdef0123456789abcdef01234567"),
+        TestWorkers.request().setRef("refs/pull/42/merge"),
+        TestWorkers.request().addExtraTags("main"),
+        TestWorkers.request().putStageOptions("git.depth", "0"))) {
+      io.grpc.StatusRuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(
+          io.grpc.StatusRuntimeException.class, () -> stub.runJob(request.build()));
+      assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+      assertTrue(e.getStatus().getDescription().contains("not supported by this worker yet"));
+    }
+    assertEquals(0, TestWorkers.workspaceCount(dir));
+  }
+
+  @Test
   void stageThatThrowsABugIsReportedAsAnInternalError() throws Exception {
     var stub = start("worker.pipeline = [test-fail]\n"
         + "worker.stages.test-fail { unchecked = true, message = \"boom\" }");

@@ -1,6 +1,8 @@
 package dev.slipway.worker.runtime.errors;
 
+import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.StageException;
+import java.util.Optional;
 import io.grpc.Status;
 
 /**
@@ -29,21 +31,44 @@ public final class ErrorMapping {
    *
    * @param code the stable error code
    * @param message what went wrong, not yet masked
+   * @param kind whose fault it is
+   * @param retryable whether the same request may succeed later
    */
-  public record Failure(String code, String message) {}
+  public record Failure(String code, String message, ErrorKind kind, boolean retryable) {}
 
   /** Maps whatever a stage threw to a code and a message. */
   public static Failure stageFailure(String stageId, Throwable thrown) {
     if (thrown instanceof StageException e) {
-      return new Failure(e.code(), e.getMessage());
+      return new Failure(e.code(), e.getMessage(), e.kind(), e.retryable());
     }
     if (thrown instanceof InterruptedException) {
       return new Failure(INTERNAL, "stage '" + stageId
-          + "' was interrupted although the job was not cancelled");
+          + "' was interrupted although the job was not cancelled", ErrorKind.INTERNAL, false);
     }
     String detail = thrown.getMessage() == null ? "" : ": " + thrown.getMessage();
     return new Failure(INTERNAL, "stage '" + stageId + "' failed unexpectedly with "
-        + thrown.getClass().getName() + detail);
+        + thrown.getClass().getName() + detail, ErrorKind.INTERNAL, false);
+  }
+
+  /**
+   * Whose fault a failure with one of the runtime's own codes is, and whether a retry may help:
+   * a timeout may pass (a slow registry), a workspace that cannot be made may be another worker's
+   * to make; a cancel is nobody's fault and no error.
+   */
+  public static Optional<ErrorKind> kindOf(String runtimeCode) {
+    return switch (runtimeCode) {
+      case CANCELLED -> Optional.empty();
+      case STAGE_TIMEOUT, JOB_TIMEOUT -> Optional.of(ErrorKind.EXTERNAL);
+      default -> Optional.of(ErrorKind.INTERNAL);
+    };
+  }
+
+  /** Whether a job that ended with one of the runtime's own codes may succeed if sent again. */
+  public static boolean retryable(String runtimeCode) {
+    return switch (runtimeCode) {
+      case STAGE_TIMEOUT, JOB_TIMEOUT, WORKSPACE -> true;
+      default -> false;
+    };
   }
 
   /** A call whose arguments are wrong, with what would be right. */

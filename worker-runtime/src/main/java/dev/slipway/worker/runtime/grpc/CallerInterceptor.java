@@ -133,6 +133,10 @@ public final class CallerInterceptor implements ServerInterceptor {
    * messages) or outside the caller's scopes ({@code PERMISSION_DENIED}); empty to let it in.
    */
   private Optional<Status> check(JobRequest message, Caller caller) {
+    Optional<String> unsupported = ProtoMapping.unsupported(message);
+    if (unsupported.isPresent()) {
+      return Optional.of(ErrorMapping.invalidArgument(unsupported.get()));
+    }
     JobRequestView request;
     try {
       request = jobs.validate(ProtoMapping.toView(message));

@@ -8,6 +8,7 @@ import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.runtime.job.JobResult;
 import dev.slipway.worker.runtime.job.StageOutcome;
+import java.util.List;
 import java.util.Optional;
 import java.util.TreeMap;
 
@@ -59,6 +60,31 @@ final class ProtoMapping {
     return value.substring(start, end);
   }
 
+  /**
+   * The request fields of the contract this worker does not act on yet, so that a caller who
+   * asks for them is told rather than silently given something else (the branch's tip instead
+   * of an exact commit, say).
+   */
+  static java.util.Optional<String> unsupported(JobRequest request) {
+    List<String> fields = new java.util.ArrayList<>();
+    if (!request.getCommitSha().isEmpty()) {
+      fields.add("commit_sha");
+    }
+    if (!request.getRef().isEmpty()) {
+      fields.add("ref");
+    }
+    if (request.getExtraTagsCount() > 0) {
+      fields.add("extra_tags");
+    }
+    if (request.getStageOptionsCount() > 0) {
+      fields.add("stage_options");
+    }
+    return fields.isEmpty() ? java.util.Optional.empty() : java.util.Optional.of(
+        String.join(", ", fields) + ": not supported by this worker yet; leave "
+            + (fields.size() == 1 ? "it" : "them") + " empty (build a branch's tip with branch,"
+            + " one tag per job)");
+  }
+
   static JobResponse toProto(JobResult result) {
     JobResponse.Builder response = JobResponse.newBuilder()
         .setJobId(result.jobId())
@@ -71,6 +97,13 @@ final class ProtoMapping {
     result.imageUri().ifPresent(response::setImageUri);
     result.imageDigest().ifPresent(response::setImageDigest);
     result.commitSha().ifPresent(response::setCommitSha);
+    result.errorKind().ifPresent(kind -> response.setErrorKind(switch (kind) {
+      case INVALID_REQUEST -> dev.slipway.proto.v1.ErrorKind.ERROR_KIND_INVALID_REQUEST;
+      case EXTERNAL -> dev.slipway.proto.v1.ErrorKind.ERROR_KIND_EXTERNAL;
+      case CONFIGURATION -> dev.slipway.proto.v1.ErrorKind.ERROR_KIND_CONFIGURATION;
+      case INTERNAL -> dev.slipway.proto.v1.ErrorKind.ERROR_KIND_INTERNAL;
+    }));
+    response.setRetryable(result.retryable());
     for (StageOutcome stage : result.stages()) {
       response.addStages(toProto(stage));
     }

@@ -356,7 +356,9 @@ final class JobExecution implements Runnable {
           value(StageKeys.COMMIT_SHA),
           List.copyOf(outcomes),
           Duration.ofNanos(System.nanoTime() - started),
-          owner);
+          owner,
+          errorKind(),
+          retryable());
       LOG.info("job finished: {} in {} ms{}", outcome, jobResult.duration().toMillis(),
           code == null ? "" : " (" + code + ")");
     } catch (RuntimeException | Error e) {
@@ -369,12 +371,33 @@ final class JobExecution implements Runnable {
             "the worker failed while ending the job; see its log", Optional.ofNullable(failedStage),
             Optional.of(ErrorMapping.INTERNAL), Optional.empty(), Optional.empty(),
             Optional.empty(), List.copyOf(outcomes), Duration.ofNanos(System.nanoTime() - started),
-            owner);
+            owner, Optional.of(dev.slipway.worker.api.ErrorKind.INTERNAL), false);
       }
       JobResult delivered = jobResult;
       safely(() -> listener.jobFinished(delivered));
       result.complete(delivered);
     }
+  }
+
+  /** Whose fault the job's failure is: the failed stage's word, else the runtime's own code's. */
+  private Optional<dev.slipway.worker.api.ErrorKind> errorKind() {
+    if (code == null) {
+      return Optional.empty();
+    }
+    if (lastFailure != null && outcome == JobOutcome.FAILED && code.equals(lastFailure.code())) {
+      return Optional.of(lastFailure.kind());
+    }
+    return ErrorMapping.kindOf(code);
+  }
+
+  private boolean retryable() {
+    if (code == null) {
+      return false;
+    }
+    if (lastFailure != null && outcome == JobOutcome.FAILED && code.equals(lastFailure.code())) {
+      return lastFailure.retryable();
+    }
+    return ErrorMapping.retryable(code);
   }
 
   /** Runs {@code work} within the cleanup time limit; past it, the thread is left behind. */

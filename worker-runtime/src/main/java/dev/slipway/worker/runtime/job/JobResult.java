@@ -18,6 +18,8 @@ import java.util.Optional;
  * @param stages each stage that ran, in order
  * @param duration the job's wall time
  * @param caller the name of the caller that started it
+ * @param errorKind whose fault the failure is, when the job did not succeed (none for a cancel)
+ * @param retryable whether the same request may succeed later
  */
 public record JobResult(
     String jobId,
@@ -30,7 +32,9 @@ public record JobResult(
     Optional<String> commitSha,
     List<StageOutcome> stages,
     Duration duration,
-    String caller) {
+    String caller,
+    Optional<dev.slipway.worker.api.ErrorKind> errorKind,
+    boolean retryable) {
 
   public boolean success() {
     return outcome == JobOutcome.SUCCEEDED;

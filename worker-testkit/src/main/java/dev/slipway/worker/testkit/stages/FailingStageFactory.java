@@ -29,6 +29,15 @@ public final class FailingStageFactory implements StageFactory {
     }
     String message = config.getString("message");
     boolean unchecked = config.getBoolean("unchecked");
+    boolean retryable = config.getBoolean("retryable");
+    ErrorKind kind = ErrorKind.EXTERNAL;
+    try {
+      kind = ErrorKind.valueOf(config.getString("kind"));
+    } catch (IllegalArgumentException e) {
+      problems.add("kind: '" + config.getString("kind") + "' is not one of "
+          + java.util.Arrays.toString(ErrorKind.values()));
+    }
+    ErrorKind errorKind = kind;
     if (!problems.isEmpty()) {
       throw new StageConfigException(problems);
     }
@@ -37,7 +46,7 @@ public final class FailingStageFactory implements StageFactory {
       if (unchecked) {
         throw new IllegalStateException(message);
       }
-      throw new StageException(code, ErrorKind.EXTERNAL, message);
+      throw new StageException(code, errorKind, message, null, retryable);
     };
   }
 }
