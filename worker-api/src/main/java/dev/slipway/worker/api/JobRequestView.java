@@ -19,6 +19,10 @@ import java.util.Optional;
  *     and the image's history, so never secrets
  * @param buildSecrets BuildKit secrets by id, for {@code RUN --mount=type=secret,id=<id>}; their
  *     values are masked in every log line and event of the job
+ * @param commitSha the exact commit to build (40 hex digits), or empty for the tip of
+ *     {@code branch} / {@code ref}
+ * @param ref any ref to build ({@code refs/tags/v1}, {@code refs/pull/42/merge}), or empty;
+ *     never set together with {@code branch}
  */
 public record JobRequestView(
     String jobId,
@@ -29,7 +33,9 @@ public record JobRequestView(
     String dockerfilePath,
     String contextDir,
     Map<String, String> buildArgs,
-    Map<String, Secret> buildSecrets) {
+    Map<String, Secret> buildSecrets,
+    String commitSha,
+    String ref) {
 
   public JobRequestView {
     Objects.requireNonNull(jobId, "jobId");
@@ -41,6 +47,16 @@ public record JobRequestView(
     Objects.requireNonNull(contextDir, "contextDir");
     buildArgs = Map.copyOf(buildArgs);
     buildSecrets = Map.copyOf(buildSecrets);
+    Objects.requireNonNull(commitSha, "commitSha");
+    Objects.requireNonNull(ref, "ref");
+  }
+
+  /** A request without an exact commit or ref: the constructor of worker-api 0.2. */
+  public JobRequestView(String jobId, String repoUrl, String branch, Optional<Secret> token,
+      String imageName, String dockerfilePath, String contextDir, Map<String, String> buildArgs,
+      Map<String, Secret> buildSecrets) {
+    this(jobId, repoUrl, branch, token, imageName, dockerfilePath, contextDir, buildArgs,
+        buildSecrets, "", "");
   }
 
   /** A request without build secrets: the constructor of worker-api 0.1, kept for plugins. */

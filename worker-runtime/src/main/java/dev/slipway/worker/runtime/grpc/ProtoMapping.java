@@ -35,7 +35,9 @@ final class ProtoMapping {
             : spaces(request.getContextDir()),
         // Sorted, so that builds and logs do not depend on hash order.
         new TreeMap<>(request.getBuildArgsMap()),
-        secrets(request.getBuildSecretsMap()));
+        secrets(request.getBuildSecretsMap()),
+        spaces(request.getCommitSha()),
+        spaces(request.getRef()));
   }
 
   private static java.util.Map<String, Secret> secrets(java.util.Map<String, String> values) {

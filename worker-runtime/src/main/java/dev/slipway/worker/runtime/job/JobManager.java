@@ -225,7 +225,8 @@ public final class JobManager implements AutoCloseable {
     }
     // 122 random bits: a job id cannot be guessed, so it cannot be aimed at.
     return new JobRequestView(UUID.randomUUID().toString(), r.repoUrl(), r.branch(), r.token(),
-        r.imageName(), r.dockerfilePath(), r.contextDir(), r.buildArgs(), r.buildSecrets());
+        r.imageName(), r.dockerfilePath(), r.contextDir(), r.buildArgs(), r.buildSecrets(),
+        r.commitSha(), r.ref());
   }
 
   private synchronized boolean oneJobRuns() {

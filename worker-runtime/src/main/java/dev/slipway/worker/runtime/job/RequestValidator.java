@@ -21,6 +21,7 @@ final class RequestValidator {
   private static final Pattern BUILD_ARG = Pattern.compile("[A-Za-z_][A-Za-z0-9_]{0,127}");
   /** A BuildKit secret id, as RUN --mount=type=secret,id=... takes it. */
   private static final Pattern SECRET_ID = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
+  private static final Pattern COMMIT = Pattern.compile("[0-9a-fA-F]{40}");
 
   private final Limits limits;
 
@@ -41,6 +42,15 @@ final class RequestValidator {
         "worker.limits.repo-url-max-length");
     plain("branch", request.branch(), limits.stringMaxLength(),
         "worker.limits.string-max-length");
+    plain("ref", request.ref(), limits.stringMaxLength(), "worker.limits.string-max-length");
+    if (!request.ref().isEmpty() && !request.branch().isEmpty()) {
+      throw invalid("ref and branch are exclusive: give the branch as branch (main), or any ref"
+          + " as ref (refs/heads/main, refs/tags/v1, refs/pull/42/merge), not both");
+    }
+    if (!request.commitSha().isEmpty() && !COMMIT.matcher(request.commitSha()).matches()) {
+      throw invalid("commit_sha: '" + printable(request.commitSha()) + "' must be a full commit"
+          + " id, 40 hexadecimal digits; leave it empty to build the tip of branch or ref");
+    }
     if (request.imageName().isBlank()) {
       throw invalid("image_name is required: the image to build, repository[:tag],"
           + " e.g. acme/app:1.4");
