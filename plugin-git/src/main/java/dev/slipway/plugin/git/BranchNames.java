@@ -3,8 +3,9 @@ package dev.slipway.plugin.git;
 import java.util.Optional;
 
 /**
- * Git's rules for branch names ({@code git check-ref-format --branch}), checked before any clone
- * so that a name git would refuse, or read as something else, never reaches it.
+ * Git's rules for branch names ({@code git check-ref-format --branch}) and full ref names ({@code
+ * git check-ref-format refs/...}), checked before any clone so that a name git would refuse, or
+ * read as something else (an option, a revision expression, a refspec), never reaches it.
  */
 final class BranchNames {
   private BranchNames() {}
@@ -26,6 +27,25 @@ final class BranchNames {
                 + " the default branch");
   }
 
+  /**
+   * What is wrong with the full ref name {@code ref}, if anything, as a phrase: it must start with
+   * {@code refs/} and pass {@code git check-ref-format}. The empty name is fine: no ref asked for.
+   */
+  static Optional<String> refProblem(String ref) {
+    if (ref.isEmpty()) {
+      return Optional.empty();
+    }
+    String problem =
+        ref.startsWith("refs/") ? rule(ref) : "must be a full ref name starting with 'refs/'";
+    return problem == null
+        ? Optional.empty()
+        : Optional.of(
+            problem
+                + "; use a full ref name git accepts, such as refs/tags/v1.2, refs/pull/42/merge"
+                + " or refs/heads/main");
+  }
+
+  /** check-ref-format's rules, shared by branch names and full ref names; null when it passes. */
   private static String rule(String branch) {
     if (branch.startsWith("-")) {
       return "must not start with '-' (git would read it as an option)";

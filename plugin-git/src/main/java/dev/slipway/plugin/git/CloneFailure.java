@@ -19,8 +19,14 @@ public final class CloneFailure extends Exception {
     FORBIDDEN,
     /** No repository at the URL (HTTP 404). */
     REPOSITORY_NOT_FOUND,
-    /** The branch, or a default branch, does not exist. */
+    /** The branch or ref asked for, or a default branch, does not exist. */
     BRANCH_NOT_FOUND,
+    /**
+     * The exact commit asked for could not be had: the server would not send it by id, and it is
+     * not in the history of the branch or ref searched (or that does not exist); or the id names
+     * an object that is not a commit. The message says where it looked.
+     */
+    COMMIT_NOT_FOUND,
     /** The server cannot be reached: refused, unknown host, timed out. */
     UNREACHABLE,
     /** A submodule's URL breaks the URL rules, or the job's caller may not clone it. */

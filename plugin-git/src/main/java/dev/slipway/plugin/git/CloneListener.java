@@ -12,6 +12,9 @@ public interface CloneListener {
    */
   void progress(String task, long done, long total);
 
+  /** A line for the job's log: a step of the clone worth telling, such as a fallback taken. */
+  default void log(String line) {}
+
   /** Whether the clone must stop as soon as it can. */
   boolean isCancelled();
 

@@ -5,12 +5,14 @@ import java.util.Objects;
 /**
  * What a clone checked out.
  *
- * @param commitSha the full sha of HEAD
- * @param branch the branch checked out, the remote's default one when none was asked for
+ * @param commitSha the full sha of HEAD, 40 lower-case hex digits
+ * @param checkedOut what was checked out, for the log: the branch's name (the remote's default
+ *     one when none was asked for), or, for a detached HEAD, a phrase naming the ref or commit and
+ *     how it was fetched
  */
-public record CloneResult(String commitSha, String branch) {
+public record CloneResult(String commitSha, String checkedOut) {
   public CloneResult {
     Objects.requireNonNull(commitSha, "commitSha");
-    Objects.requireNonNull(branch, "branch");
+    Objects.requireNonNull(checkedOut, "checkedOut");
   }
 }

@@ -12,7 +12,13 @@ import java.util.function.Function;
  * What {@link GitClient#cloneRepository} clones.
  *
  * @param url the repository, already checked by {@code urlPolicy}, without credentials
- * @param branch the branch, already checked; empty for the remote's default branch
+ * @param branch the branch, already checked; empty for the remote's default branch (or when
+ *     {@code ref} is set)
+ * @param ref a full ref name, already checked ({@code refs/tags/v1}, {@code refs/pull/42/merge}),
+ *     fetched alone and checked out as a detached HEAD; empty for {@code branch}
+ * @param commitSha the exact commit to check out, 40 lower-case hex digits, as a detached HEAD;
+ *     {@code ref} or {@code branch} (else the default branch) is then where to look for it when
+ *     the server will not send it by id. Empty for the tip of {@code ref} or {@code branch}
  * @param token sent as HTTP basic credentials to {@code url}'s own scheme, host and port only
  * @param directory the checkout's root; must not exist or be empty
  * @param depth commits of history to fetch; 0 for all
@@ -28,6 +34,8 @@ import java.util.function.Function;
 public record CloneSpec(
     URI url,
     String branch,
+    String ref,
+    String commitSha,
     Optional<Secret> token,
     Path directory,
     int depth,
@@ -40,6 +48,14 @@ public record CloneSpec(
   public CloneSpec {
     Objects.requireNonNull(url, "url");
     Objects.requireNonNull(branch, "branch");
+    Objects.requireNonNull(ref, "ref");
+    Objects.requireNonNull(commitSha, "commitSha");
+    if (!branch.isEmpty() && !ref.isEmpty()) {
+      throw new IllegalArgumentException("branch and ref are exclusive");
+    }
+    if (!commitSha.isEmpty() && !commitSha.matches("[0-9a-f]{40}")) {
+      throw new IllegalArgumentException("commitSha must be 40 lower-case hex digits");
+    }
     Objects.requireNonNull(token, "token");
     Objects.requireNonNull(directory, "directory");
     Objects.requireNonNull(timeout, "timeout");
@@ -48,5 +64,26 @@ public record CloneSpec(
     if (maxCheckoutSize <= 0) {
       throw new IllegalArgumentException("maxCheckoutSize must be more than 0: " + maxCheckoutSize);
     }
+  }
+
+  /** A clone of the tip of {@code branch}, no ref or exact commit. */
+  public CloneSpec(
+      URI url,
+      String branch,
+      Optional<Secret> token,
+      Path directory,
+      int depth,
+      boolean submodules,
+      Duration timeout,
+      UrlPolicy urlPolicy,
+      long maxCheckoutSize,
+      Function<String, Optional<String>> repositoryCheck) {
+    this(url, branch, "", "", token, directory, depth, submodules, timeout, urlPolicy,
+        maxCheckoutSize, repositoryCheck);
+  }
+
+  /** Whether the checkout is a detached HEAD at a ref's tip or an exact commit. */
+  public boolean exact() {
+    return !ref.isEmpty() || !commitSha.isEmpty();
   }
 }

@@ -11,6 +11,11 @@ public interface GitClient {
    * clone --single-branch --branch B [--depth N] [--recurse-submodules] URL DIR} followed by
    * {@code git rev-parse HEAD}, where an empty branch means the remote's default branch.
    *
+   * <p>With {@link CloneSpec#ref()} or {@link CloneSpec#commitSha()} set, mirrors {@code git init;
+   * git fetch [--depth N] origin REF_OR_SHA; git checkout --detach FETCH_HEAD} instead: only that
+   * ref is fetched, or the commit by its id (falling back to searching the history of the branch
+   * or ref when the server will not send it by id), and HEAD is detached at exactly that commit.
+   *
    * @param spec what to clone, where to, and how
    * @param listener receives progress and tells when to stop
    * @return the commit checked out and the branch it is on

@@ -11,12 +11,13 @@ import java.net.URI;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 
 /**
- * The {@code git} stage: clones {@code repo_url} at {@code branch} into {@code
- * <workspace>/src} and publishes {@link StageKeys#SOURCE_DIR} and {@link StageKeys#COMMIT_SHA}.
- * Holds no per-job state, so one instance serves concurrent jobs.
+ * The {@code git} stage: clones {@code repo_url} at {@code branch}, at {@code ref} or at exactly
+ * {@code commit_sha} into {@code <workspace>/src} and publishes {@link StageKeys#SOURCE_DIR} and
+ * {@link StageKeys#COMMIT_SHA}. Holds no per-job state, so one instance serves concurrent jobs.
  */
 final class GitStage implements Stage {
   /** The checkout's folder inside the job's workspace. */
@@ -30,6 +31,7 @@ final class GitStage implements Stage {
   static final String SUBMODULE_REFUSED = "git.submodule-refused";
   static final String CLONE_FAILED = "git.clone-failed";
   static final String REPO_TOO_LARGE = "git.repo-too-large";
+  static final String COMMIT_NOT_FOUND = "git.commit-not-found";
 
   /** Real tokens are 40 characters and more. */
   private static final int MIN_MASKED_TOKEN = 8;
@@ -50,6 +52,18 @@ final class GitStage implements Stage {
     List<String> problems = new ArrayList<>();
     urls.problem(request.repoUrl()).ifPresent(p -> problems.add("repo_url: " + p));
     BranchNames.problem(request.branch()).ifPresent(p -> problems.add("branch: " + p));
+    BranchNames.refProblem(request.ref()).ifPresent(p -> problems.add("ref: " + p));
+    // The runtime checks these two as well; here so that no caller can reach the clone without.
+    if (!request.commitSha().isEmpty() && !request.commitSha().matches("[0-9a-fA-F]{40}")) {
+      problems.add(
+          "commit_sha: must be a full commit id, 40 hex digits, or empty for the tip of the branch"
+              + " or ref");
+    }
+    if (!request.branch().isEmpty() && !request.ref().isEmpty()) {
+      problems.add(
+          "branch and ref: give one of them, not both (refs/heads/<branch> names a branch as a"
+              + " ref)");
+    }
     if (!problems.isEmpty()) {
       throw new StageException(
           INVALID_REQUEST, ErrorKind.INVALID_REQUEST, String.join("; ", problems));
@@ -67,10 +81,13 @@ final class GitStage implements Stage {
     URI url = urls.normalize(request.repoUrl());
     Optional<Secret> token = request.token().filter(t -> !t.isBlank());
     Path checkout = context.workspace().resolve(CHECKOUT_DIR);
+    String commitSha = request.commitSha().toLowerCase(Locale.ROOT);
     CloneSpec spec =
         new CloneSpec(
             url,
             request.branch(),
+            request.ref(),
+            commitSha,
             token,
             checkout,
             settings.depth(),
@@ -85,9 +102,12 @@ final class GitStage implements Stage {
         .line(
             "cloning "
                 + url
-                + (request.branch().isEmpty()
-                    ? " (default branch)"
-                    : " (branch " + request.branch() + ")")
+                + (commitSha.isEmpty() ? "" : " at commit " + commitSha)
+                + (!request.ref().isEmpty()
+                    ? " (ref " + request.ref() + ")"
+                    : request.branch().isEmpty()
+                        ? " (default branch)"
+                        : " (branch " + request.branch() + ")")
                 + (settings.depth() == 0 ? ", full history" : ", depth " + settings.depth())
                 + (token.isPresent() ? ", with token" : ""));
     long start = System.nanoTime();
@@ -98,15 +118,15 @@ final class GitStage implements Stage {
               spec,
               new JobCloneListener(context, settings.progressInterval(), Thread.currentThread()));
     } catch (CloneFailure failure) {
-      throw error(failure, url, request.branch(), token);
+      throw error(failure, url, spec, token);
     }
     context.publish(StageKeys.SOURCE_DIR, checkout);
-    context.publish(StageKeys.COMMIT_SHA, result.commitSha());
+    context.publish(StageKeys.COMMIT_SHA, result.commitSha().toLowerCase(Locale.ROOT));
     context
         .log()
         .line(
             "checked out "
-                + result.branch()
+                + result.checkedOut()
                 + " at "
                 + result.commitSha()
                 + " in "
@@ -116,7 +136,8 @@ final class GitStage implements Stage {
 
   /** The one place where clone failures become codes and messages that say what would be right. */
   private StageException error(
-      CloneFailure failure, URI url, String branch, Optional<Secret> token) {
+      CloneFailure failure, URI url, CloneSpec spec, Optional<Secret> token) {
+    String branch = spec.branch();
     String detail = failure.getMessage() == null ? "" : failure.getMessage();
     String host = url.getHost() + (url.getPort() < 0 ? "" : ":" + url.getPort());
     String code;
@@ -152,10 +173,22 @@ final class GitStage implements Stage {
       case BRANCH_NOT_FOUND -> {
         code = BRANCH_NOT_FOUND;
         message =
-            (branch.isEmpty()
-                    ? url + " has no default branch"
-                    : "branch '" + branch + "' does not exist in " + url)
+            (!spec.ref().isEmpty()
+                    ? "ref '" + spec.ref() + "' does not exist in " + url
+                    : branch.isEmpty()
+                        ? url + " has no default branch"
+                        : "branch '" + branch + "' does not exist in " + url)
                 + "; "
+                + detail;
+      }
+      case COMMIT_NOT_FOUND -> {
+        // INVALID_REQUEST: the repository answered; the commit is not where the request says.
+        code = COMMIT_NOT_FOUND;
+        message =
+            (spec.commitSha().isEmpty()
+                    ? "ref '" + spec.ref() + "' of " + url + " names no commit"
+                    : "commit " + spec.commitSha() + " cannot be checked out from " + url)
+                + ": "
                 + detail;
       }
       case UNREACHABLE -> {
@@ -192,6 +225,8 @@ final class GitStage implements Stage {
         message =
             url
                 + (branch.isEmpty() ? "" : " (branch " + branch + ")")
+                + (spec.ref().isEmpty() ? "" : " (ref " + spec.ref() + ")")
+                + (spec.commitSha().isEmpty() ? "" : " at commit " + spec.commitSha())
                 + " is too large for this worker: "
                 + detail
                 + ". The limit, "

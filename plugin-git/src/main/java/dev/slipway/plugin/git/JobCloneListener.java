@@ -39,6 +39,11 @@ final class JobCloneListener implements CloneListener {
   }
 
   @Override
+  public void log(String line) {
+    context.log().line(line);
+  }
+
+  @Override
   public boolean isCancelled() {
     return context.isCancelled() || worker.isInterrupted();
   }

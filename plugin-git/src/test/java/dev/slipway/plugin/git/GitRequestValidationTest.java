@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.testkit.GitHttpServer;
@@ -16,6 +17,9 @@ import dev.slipway.worker.testkit.RecordingJobContext;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -253,6 +257,152 @@ class GitRequestValidationTest {
       return true;
     } catch (IOException e) {
       return false;
+    }
+  }
+
+  /** A request for {@code ref} and {@code commitSha}, otherwise valid. */
+  private static JobRequestView exactRequest(String branch, String ref, String commitSha) {
+    return new JobRequestView(
+        "job", "http://127.0.0.1:1/repo.git", branch, Optional.empty(), "app:1", "Dockerfile", ".",
+        Map.of(), Map.of(), commitSha, ref);
+  }
+
+  static Stream<Arguments> refusedRefs() {
+    return Stream.of(
+        Arguments.of("main", "must be a full ref name starting with 'refs/'"),
+        Arguments.of("heads/main", "must be a full ref name starting with 'refs/'"),
+        Arguments.of("+refs/heads/main", "must be a full ref name starting with 'refs/'"),
+        Arguments.of("-refs/heads/main", "must be a full ref name starting with 'refs/'"),
+        Arguments.of("HEAD", "must be a full ref name starting with 'refs/'"),
+        Arguments.of("refs/", "'/'"),
+        Arguments.of("refs//heads/main", "'//'"),
+        Arguments.of("refs/heads/main/", "'/'"),
+        Arguments.of("refs/heads/a..b", "'..'"),
+        Arguments.of("refs/tags/v1^{}", "~ ^ :"),
+        Arguments.of("refs/heads/main~1", "~ ^ :"),
+        Arguments.of("refs/pull/42/merge:refs/heads/x", "~ ^ :"),
+        Arguments.of("refs/heads/*", "~ ^ :"),
+        Arguments.of("refs/heads/what?", "~ ^ :"),
+        Arguments.of("refs/heads/br[acket", "~ ^ :"),
+        Arguments.of("refs/heads/back\\slash", "~ ^ :"),
+        Arguments.of("refs/heads/has space", "spaces"),
+        Arguments.of("refs/heads/nl\nhere", "control characters"),
+        Arguments.of("refs/heads/a@{1}", "'@{'"),
+        Arguments.of("refs/heads/.hidden", "start with '.'"),
+        Arguments.of("refs/tags/v1.", "must not end with '.'"),
+        Arguments.of("refs/heads/main.lock", "'.lock'"));
+  }
+
+  @ParameterizedTest
+  @MethodSource("refusedRefs")
+  void refusesRef(String ref, String expected) throws Exception {
+    StageException e =
+        assertThrows(StageException.class, () -> stage("").validate(exactRequest("", ref, "")));
+
+    assertEquals("git.invalid-request", e.code());
+    assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    assertTrue(e.getMessage().startsWith("ref: "), e.getMessage());
+    assertTrue(e.getMessage().contains(expected), e.getMessage());
+    assertTrue(e.getMessage().contains("such as refs/tags/v1.2, refs/pull/42/merge"), e.getMessage());
+  }
+
+  static final List<String> ACCEPTED_REFS =
+      List.of(
+          "refs/tags/v1",
+          "refs/tags/v1.0.0-rc.1",
+          "refs/pull/42/merge",
+          "refs/pull/42/head",
+          "refs/heads/main",
+          "refs/heads/release/1.2",
+          "refs/merge-requests/7/head",
+          "refs/changes/34/1234/5",
+          "refs/heads/x@y");
+
+  @Test
+  void acceptsRefs() throws Exception {
+    for (String ref : ACCEPTED_REFS) {
+      stage("").validate(exactRequest("", ref, ""));
+    }
+  }
+
+  /** Our rules agree with git check-ref-format on every full ref name of both lists. */
+  @Test
+  void refRulesAgreeWithGitCheckRefFormat(@TempDir Path dir) throws Exception {
+    Stream<String> refused = refusedRefs().map(a -> (String) a.get()[0]);
+    for (String name : Stream.concat(refused, ACCEPTED_REFS.stream()).toList()) {
+      if (!name.startsWith("refs/")) {
+        continue; // refused for not being under refs/, which check-ref-format does not require
+      }
+      boolean gitAccepts;
+      try {
+        GitRepos.git(dir, "check-ref-format", name);
+        gitAccepts = true;
+      } catch (IOException e) {
+        gitAccepts = false;
+      }
+      assertEquals(gitAccepts, BranchNames.refProblem(name).isEmpty(),
+          "git and the stage disagree on '" + name + "'");
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(
+      strings = {
+        "abc",
+        "0123456789abcdef0123456789abcdef0123456",
+        "0123456789abcdef0123456789abcdef012345678",
+        "g123456789abcdef0123456789abcdef01234567",
+        " 0123456789abcdef0123456789abcdef0123456",
+        "HEAD"
+      })
+  void refusesCommitShaThatIsNotAFullId(String sha) throws Exception {
+    StageException e =
+        assertThrows(StageException.class, () -> stage("").validate(exactRequest("", "", sha)));
+
+    assertEquals("git.invalid-request", e.code());
+    assertTrue(e.getMessage().startsWith("commit_sha: must be a full commit id, 40 hex digits"),
+        e.getMessage());
+  }
+
+  @Test
+  void acceptsCommitShaInEitherCase() throws Exception {
+    stage("").validate(exactRequest("", "", "0123456789abcdef0123456789abcdef01234567"));
+    stage("").validate(exactRequest("main", "", "0123456789ABCDEF0123456789ABCDEF01234567"));
+    stage("").validate(
+        exactRequest("", "refs/pull/1/merge", "0123456789abcdef0123456789abcdef01234567"));
+  }
+
+  @Test
+  void refusesBranchTogetherWithRef() throws Exception {
+    StageException e =
+        assertThrows(
+            StageException.class,
+            () -> stage("").validate(exactRequest("main", "refs/tags/v1", "")));
+
+    assertEquals("git.invalid-request", e.code());
+    assertTrue(e.getMessage().contains("branch and ref: give one of them, not both"), e.getMessage());
+  }
+
+  /** execute() checks the ref again and refuses before any request or any file. */
+  @Test
+  void executeRefusesABadRefBeforeAnyNetworkOrDiskWork(@TempDir Path repoRoot) throws Exception {
+    GitRepos repos = new GitRepos(repoRoot);
+    repos.repository("app.git").file("a", "a").commit("a").build();
+    try (GitHttpServer server =
+        GitHttpServer.builder(repoRoot).credentials("x-access-token", "t").start()) {
+      JobRequestView request =
+          new JobRequestView(
+              "job", server.url("app.git"), "", Optional.empty(), "app:1", "Dockerfile", ".",
+              Map.of(), Map.of(), "", "refs/tags/v1:refs/heads/main");
+      RecordingJobContext ctx = new RecordingJobContext(request, workspace);
+
+      StageException e = assertThrows(StageException.class, () -> stage().execute(ctx));
+
+      assertEquals("git.invalid-request", e.code());
+      assertTrue(server.requests().isEmpty(), server.requests()::toString);
+      try (Stream<Path> files = Files.list(workspace)) {
+        assertEquals(0, files.count());
+      }
     }
   }
 

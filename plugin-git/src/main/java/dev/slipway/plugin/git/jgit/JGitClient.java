@@ -25,12 +25,14 @@ import java.util.Set;
 import java.util.TreeSet;
 import javax.net.ssl.SSLException;
 import org.eclipse.jgit.api.CloneCommand;
+import org.eclipse.jgit.api.FetchCommand;
 import org.eclipse.jgit.api.Git;
 import org.eclipse.jgit.api.TransportCommand;
 import org.eclipse.jgit.api.errors.GitAPIException;
 import org.eclipse.jgit.api.errors.JGitInternalException;
 import org.eclipse.jgit.dircache.DirCacheCheckout;
 import org.eclipse.jgit.errors.ConfigInvalidException;
+import org.eclipse.jgit.errors.IncorrectObjectTypeException;
 import org.eclipse.jgit.errors.NoRemoteRepositoryException;
 import org.eclipse.jgit.lib.Constants;
 import org.eclipse.jgit.lib.ObjectId;
@@ -38,11 +40,14 @@ import org.eclipse.jgit.lib.ObjectReader;
 import org.eclipse.jgit.lib.Ref;
 import org.eclipse.jgit.lib.RefUpdate;
 import org.eclipse.jgit.lib.Repository;
+import org.eclipse.jgit.lib.StoredConfig;
 import org.eclipse.jgit.revwalk.RevCommit;
+import org.eclipse.jgit.revwalk.RevObject;
 import org.eclipse.jgit.revwalk.RevTree;
 import org.eclipse.jgit.revwalk.RevWalk;
 import org.eclipse.jgit.submodule.SubmoduleWalk;
 import org.eclipse.jgit.transport.CredentialsProvider;
+import org.eclipse.jgit.transport.RefSpec;
 import org.eclipse.jgit.transport.Transport;
 import org.eclipse.jgit.transport.TransportHttp;
 import org.eclipse.jgit.transport.URIish;
@@ -58,6 +63,12 @@ import org.eclipse.jgit.treewalk.TreeWalk;
  * {@code max-checkout-size} (see {@link SizeLimit}, which also counts the bytes received and
  * watches the disk). Submodules are cloned afterwards, each only once its URL has passed the same
  * rules as the repository's and the caller's repository check, and each held to the same limit.
+ *
+ * <p>A ref or an exact commit is fetched into a new repository instead ({@code git init} and
+ * {@code git fetch}), after the same {@code ls-remote}: the ref alone, or the commit by its id; a
+ * server that will not send a commit by id (no {@code uploadpack.allowReachableSHA1InWant} or
+ * {@code allowAnySHA1InWant}) has the history of the branch or ref searched for it instead,
+ * deeper and deeper. HEAD is then detached at exactly that commit, checked out as above.
  */
 public final class JGitClient implements GitClient {
 
@@ -98,6 +109,26 @@ public final class JGitClient implements GitClient {
       }
       throw classify(e);
     }
+  }
+
+  /**
+   * The depths at which the history is searched for a commit the server will not send by id:
+   * the configured depth, then 10, 100 and 1000 commits, then the whole history; the whole
+   * history at once when that is what is configured (0). A search ends early once a fetch
+   * brings the whole history.
+   */
+  static List<Integer> searchDepths(int configured) {
+    List<Integer> depths = new ArrayList<>();
+    if (configured > 0) {
+      depths.add(configured);
+      for (int depth : new int[] {10, 100, 1000}) {
+        if (depth > configured) {
+          depths.add(depth);
+        }
+      }
+    }
+    depths.add(0);
+    return depths;
   }
 
   private static InterruptedException cancelled(Throwable cause) {
@@ -202,6 +233,9 @@ public final class JGitClient implements GitClient {
     CloneResult run()
         throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
             InterruptedException {
+      if (spec.exact()) {
+        return runExact();
+      }
       String branch = resolveBranch();
       checkCancelled();
       String ref = Constants.R_HEADS + branch;
@@ -291,10 +325,14 @@ public final class JGitClient implements GitClient {
       return total;
     }
 
+    /** The remote's refs by name, HEAD included: {@code git ls-remote URL}. */
+    private Map<String, Ref> lsRemote() throws GitAPIException {
+      return configure(Git.lsRemoteRepository().setRemote(spec.url().toString())).callAsMap();
+    }
+
     /** The branch to clone: the one asked for, which must exist, or the remote's default. */
     private String resolveBranch() throws CloneFailure, GitAPIException {
-      Map<String, Ref> refs =
-          configure(Git.lsRemoteRepository().setRemote(spec.url().toString())).callAsMap();
+      Map<String, Ref> refs = lsRemote();
       List<String> branches = new ArrayList<>(new TreeSet<>(branchNames(refs)));
       if (!spec.branch().isEmpty()) {
         if (refs.containsKey(Constants.R_HEADS + spec.branch())) {
@@ -309,6 +347,341 @@ public final class JGitClient implements GitClient {
                       Reason.BRANCH_NOT_FOUND,
                       "the repository may be empty; " + existing(branches),
                       null));
+    }
+
+    /**
+     * A ref's tip or an exact commit, as a detached HEAD in a new repository: {@code git init},
+     * {@code git fetch} of only what is needed, then the checkout (held to the size limit as a
+     * branch's is) and the submodules.
+     */
+    private CloneResult runExact()
+        throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      Map<String, Ref> refs = lsRemote();
+      Optional<String> source = source(refs);
+      checkCancelled();
+      try (Git git = Git.init().setDirectory(spec.directory().toFile()).call()) {
+        Repository repository = git.getRepository();
+        StoredConfig config = repository.getConfig();
+        config.setString("remote", "origin", "url", spec.url().toString());
+        if (source.isPresent()) {
+          config.setString("remote", "origin", "fetch", refSpec(source.get()).toString());
+        }
+        config.save();
+        ObjectId commit;
+        String checkedOut;
+        if (spec.commitSha().isEmpty()) {
+          String ref = source.orElseThrow(); // source() threw when the ref does not exist
+          fetch(git, refSpec(ref), spec.depth());
+          commit = commitOf(repository, localName(ref));
+          if (commit == null) {
+            throw new CloneFailure(
+                Reason.COMMIT_NOT_FOUND, "it points to a tree or blob, not a commit", null);
+          }
+          checkedOut = ref + " (detached HEAD)";
+        } else {
+          commit = ObjectId.fromString(spec.commitSha());
+          checkedOut = fetchCommit(git, commit, refs, source);
+        }
+        checkCancelled();
+        checkout(repository, commit, false);
+        RefUpdate head = repository.updateRef(Constants.HEAD, true);
+        head.setNewObjectId(commit);
+        head.forceUpdate();
+        if (spec.submodules()) {
+          cloneSubmodules(repository);
+        }
+        limit.checkDisk();
+        return new CloneResult(commit.name(), checkedOut);
+      }
+    }
+
+    /**
+     * The full name of the ref to fetch, or to search for the commit: the ref asked for, the
+     * branch asked for, else the remote's default branch. Empty when there is none; a missing ref
+     * fails here unless a commit was asked for, whose fetch by id needs no ref.
+     */
+    private Optional<String> source(Map<String, Ref> refs) throws CloneFailure {
+      boolean commit = !spec.commitSha().isEmpty();
+      if (!spec.ref().isEmpty()) {
+        if (refs.containsKey(spec.ref())) {
+          return Optional.of(spec.ref());
+        }
+        if (commit) {
+          return Optional.empty();
+        }
+        throw new CloneFailure(Reason.BRANCH_NOT_FOUND, existingRefs(refs, spec.ref()), null);
+      }
+      if (!spec.branch().isEmpty()) {
+        String ref = Constants.R_HEADS + spec.branch();
+        return refs.containsKey(ref) ? Optional.of(ref) : Optional.empty();
+      }
+      return defaultBranch(refs, new ArrayList<>(new TreeSet<>(branchNames(refs))))
+          .map(b -> Constants.R_HEADS + b);
+    }
+
+    /** Where the commit is looked for, in words: {@code branch 'main' (the default branch)}. */
+    private String where(Optional<String> source) {
+      if (!spec.ref().isEmpty()) {
+        return "ref '" + spec.ref() + "'";
+      }
+      if (!spec.branch().isEmpty()) {
+        return "branch '" + spec.branch() + "'";
+      }
+      return source
+          .map(s -> "branch '" + s.substring(Constants.R_HEADS.length()) + "' (the default branch)")
+          .orElse("the default branch");
+    }
+
+    /**
+     * Fetches exactly {@code commit}: with its ref when it is the tip of the branch or ref, else by
+     * its id, else, when the server will not send it by id, by searching the history of the branch
+     * or ref for it.
+     *
+     * @return what was checked out, for the log
+     */
+    private String fetchCommit(
+        Git git, ObjectId commit, Map<String, Ref> refs, Optional<String> source)
+        throws CloneFailure, GitAPIException, IOException, InterruptedException {
+      String sha = commit.name();
+      String where = where(source);
+      if (source.isPresent() && commit.equals(peeled(refs.get(source.get())))) {
+        fetch(git, refSpec(source.get()), spec.depth());
+        requireCommit(git.getRepository(), commit);
+        return "commit " + sha + ", the tip of " + where + " (detached HEAD)";
+      }
+      long start = System.nanoTime();
+      String refusal;
+      try {
+        fetch(git, new RefSpec(sha), spec.depth());
+        refusal = null;
+      } catch (GitAPIException | JGitInternalException e) {
+        Optional<String> refused = refusal(e);
+        if (refused.isEmpty()) {
+          throw e;
+        }
+        refusal = refused.get();
+      }
+      if (refusal == null) {
+        requireCommit(git.getRepository(), commit);
+        listener.log("fetched commit " + sha + " by id in " + millis(start) + " ms");
+        return "commit " + sha + " (fetched by id, detached HEAD)";
+      }
+      listener.log(
+          "the server would not send commit "
+              + sha
+              + " by id ("
+              + refusal
+              + ", "
+              + millis(start)
+              + " ms); looking for it in the history of "
+              + where);
+      checkCancelled();
+      if (source.isEmpty()) {
+        String missing =
+            !spec.ref().isEmpty()
+                ? where + " does not exist (" + existingRefs(refs, spec.ref()) + ")"
+                : !spec.branch().isEmpty()
+                    ? where
+                        + " does not exist ("
+                        + existing(new ArrayList<>(new TreeSet<>(branchNames(refs))))
+                        + ")"
+                    : "the repository has no default branch to look in";
+        throw new CloneFailure(
+            Reason.COMMIT_NOT_FOUND,
+            "the server would not send it by id (" + refusal + "), and " + missing,
+            null);
+      }
+      return search(git, commit, source.get(), where, refusal);
+    }
+
+    /**
+     * Fetches {@code ref} deeper and deeper ({@link #searchDepths}) until its history holds
+     * {@code commit}, or is complete without it.
+     */
+    private String search(Git git, ObjectId commit, String ref, String where, String refusal)
+        throws CloneFailure, GitAPIException, IOException, InterruptedException {
+      Repository repository = git.getRepository();
+      String sha = commit.name();
+      long searchStart = System.nanoTime();
+      for (int depth : searchDepths(spec.depth())) {
+        checkCancelled();
+        long start = System.nanoTime();
+        boolean shallow = !repository.getObjectDatabase().getShallowCommits().isEmpty();
+        if (depth == 0 && shallow) {
+          configure(fetchCommand(git, refSpec(ref)).setUnshallow(true)).call();
+        } else {
+          fetch(git, refSpec(ref), depth);
+        }
+        ObjectId tip = commitOf(repository, localName(ref));
+        boolean whole = repository.getObjectDatabase().getShallowCommits().isEmpty();
+        String fetched = whole ? "its whole history" : depth + " commits";
+        if (tip != null && reachable(repository, commit, tip)) {
+          listener.log(
+              "found commit "
+                  + sha
+                  + " in "
+                  + where
+                  + " ("
+                  + fetched
+                  + " fetched) in "
+                  + millis(start)
+                  + " ms");
+          return "commit " + sha + " (found in the history of " + where + ", detached HEAD)";
+        }
+        listener.log(
+            "commit " + sha + " is not in " + fetched + " of " + where + " (" + millis(start)
+                + " ms)");
+        if (whole) {
+          throw new CloneFailure(
+              Reason.COMMIT_NOT_FOUND,
+              "the server would not send it by id ("
+                  + refusal
+                  + "), and it is not in the history of "
+                  + where
+                  + " (all "
+                  + (tip == null ? 0 : countCommits(repository, tip))
+                  + " commits searched in "
+                  + millis(searchStart)
+                  + " ms); check commit_sha, and name the branch or ref that holds it",
+              null);
+        }
+      }
+      throw new IllegalStateException("the last search depth fetches the whole history");
+    }
+
+    /**
+     * Why the server did not send what a fetch asked for, when it answered and simply would not
+     * (git's {@code upload-pack: not our ref}, JGit's {@code want ... not valid}, or another
+     * protocol-level refusal); empty for failures a fallback cannot help with: credentials, a
+     * missing repository, the network, a refused redirect or transport, cancellation, the limit.
+     */
+    private Optional<String> refusal(Exception e) {
+      if (listener.isCancelled() || limit.exceeded()) {
+        return Optional.empty();
+      }
+      boolean transport = false;
+      for (Throwable t = e; t != null; t = t.getCause()) {
+        if (t instanceof GuardedConnectionFactory.PathRefusedException
+            || t instanceof GuardedConnectionFactory.OriginRefusedException
+            || t instanceof TransportRefusedException
+            || t instanceof SSLException
+            || t instanceof GeneralSecurityException) {
+          return Optional.empty();
+        }
+        transport |= t instanceof org.eclipse.jgit.errors.TransportException;
+      }
+      if (!transport || classify(e).reason() != Reason.FAILED) {
+        return Optional.empty();
+      }
+      String message = innermost(e).getMessage() == null ? describe(e) : innermost(e).getMessage();
+      // JGit puts the URL first; the stage's message names it already.
+      String url = spec.url() + ": ";
+      return Optional.of(message.startsWith(url) ? message.substring(url.length()) : message);
+    }
+
+    /** Fails unless the repository now has {@code id} and it is a commit. */
+    private static void requireCommit(Repository repository, ObjectId id)
+        throws CloneFailure, IOException {
+      try (ObjectReader reader = repository.newObjectReader()) {
+        if (!reader.has(id)) {
+          throw new CloneFailure(
+              Reason.COMMIT_NOT_FOUND, "the server's answer did not include it", null);
+        }
+        int type = reader.open(id).getType();
+        if (type != Constants.OBJ_COMMIT) {
+          throw new CloneFailure(
+              Reason.COMMIT_NOT_FOUND,
+              "it names a " + Constants.typeString(type) + ", not a commit; give a commit's id",
+              null);
+        }
+      }
+    }
+
+    /** Whether {@code commit} is {@code tip} or one of its ancestors, as far as history was fetched. */
+    private static boolean reachable(Repository repository, ObjectId commit, ObjectId tip)
+        throws IOException {
+      if (!repository.getObjectDatabase().has(commit)) {
+        return false;
+      }
+      try (RevWalk walk = new RevWalk(repository)) {
+        RevObject object = walk.parseAny(commit);
+        return object instanceof RevCommit c && walk.isMergedInto(c, walk.parseCommit(tip));
+      }
+    }
+
+    private static long countCommits(Repository repository, ObjectId tip) throws IOException {
+      try (RevWalk walk = new RevWalk(repository)) {
+        walk.markStart(walk.parseCommit(tip));
+        long count = 0;
+        while (walk.next() != null) {
+          count++;
+        }
+        return count;
+      }
+    }
+
+    private void fetch(Git git, RefSpec refSpec, int depth) throws GitAPIException {
+      FetchCommand fetch = fetchCommand(git, refSpec);
+      if (depth > 0) {
+        fetch.setDepth(depth);
+      }
+      configure(fetch).call();
+    }
+
+    private FetchCommand fetchCommand(Git git, RefSpec refSpec) {
+      return git.fetch().setRemote("origin").setRefSpecs(refSpec).setProgressMonitor(monitor);
+    }
+
+    /**
+     * The commit a local ref names, peeled; null when it names a tree or blob (git's own
+     * repository has {@code refs/tags/v2.6.11-tree}), or nothing.
+     */
+    private static ObjectId commitOf(Repository repository, String ref) throws IOException {
+      try {
+        return repository.resolve(ref + "^{commit}");
+      } catch (IncorrectObjectTypeException e) {
+        return null;
+      }
+    }
+
+    /** The object a ref names, peeled: an annotated tag's commit. */
+    private static ObjectId peeled(Ref ref) {
+      return ref.getPeeledObjectId() != null ? ref.getPeeledObjectId() : ref.getObjectId();
+    }
+
+    /**
+     * Where a fetched ref is kept: a branch as {@code refs/remotes/origin/<branch>}, as a clone
+     * keeps it; any other ref ({@code refs/tags/v1}, {@code refs/pull/42/merge}) under its own name.
+     */
+    static String localName(String ref) {
+      return ref.startsWith(Constants.R_HEADS)
+          ? Constants.R_REMOTES + "origin/" + ref.substring(Constants.R_HEADS.length())
+          : ref;
+    }
+
+    static RefSpec refSpec(String ref) {
+      return new RefSpec("+" + ref + ":" + localName(ref));
+    }
+
+    private static String existingRefs(Map<String, Ref> refs, String ref) {
+      int slash = ref.indexOf('/', Constants.R_REFS.length());
+      String prefix = slash < 0 ? Constants.R_REFS : ref.substring(0, slash + 1);
+      List<String> names = new ArrayList<>(new TreeSet<>(refs.keySet()));
+      names.removeIf(n -> !n.startsWith(prefix));
+      if (names.isEmpty()) {
+        return "it has no refs under " + prefix;
+      }
+      int shown = Math.min(names.size(), 20);
+      return "existing refs under "
+          + prefix
+          + ": "
+          + names.subList(0, shown)
+          + (names.size() > shown ? " and " + (names.size() - shown) + " more" : "");
+    }
+
+    private static long millis(long start) {
+      return (System.nanoTime() - start) / 1_000_000;
     }
 
     private static Optional<String> defaultBranch(Map<String, Ref> refs, List<String> branches) {

@@ -25,6 +25,18 @@ import org.junit.jupiter.api.Test;
 /** The parts of the JGit adapter that need no server: failure mapping and the guards. */
 class JGitClientTest {
 
+  /**
+   * A commit the server will not send by id is searched for at the configured depth, then ten
+   * times deeper each time, then in the whole history: a bounded number of fetches.
+   */
+  @Test
+  void searchDepthsDeepenFromTheConfiguredDepthToTheWholeHistory() {
+    assertEquals(List.of(1, 10, 100, 1000, 0), JGitClient.searchDepths(1));
+    assertEquals(List.of(50, 100, 1000, 0), JGitClient.searchDepths(50));
+    assertEquals(List.of(5000, 0), JGitClient.searchDepths(5000));
+    assertEquals(List.of(0), JGitClient.searchDepths(0));
+  }
+
   @Test
   void mapsJGitFailuresToReasons() throws Exception {
     URIish uri = new URIish("https://github.com/o/r.git");
