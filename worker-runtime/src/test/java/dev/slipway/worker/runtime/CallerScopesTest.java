@@ -189,6 +189,11 @@ class CallerScopesTest {
     assertEquals(JobOutcome.JOB_OUTCOME_SUCCEEDED, ok.getOutcome(), ok.toString());
     assertEquals("registry.acme.test/ci/app", ok.getImageUri());
     assertFalse(git.requests().isEmpty());
+    // An exact commit and a ref reach the git stage through the contract.
+    JobResponse exact = TlsClients.stub(channel, CI).runJob(job("app.git", "ci/app:1")
+        .setRef("refs/heads/main").setCommitSha(ok.getCommitSha()).build());
+    assertEquals(JobOutcome.JOB_OUTCOME_SUCCEEDED, exact.getOutcome(), exact.toString());
+    assertEquals(ok.getCommitSha(), exact.getCommitSha());
     // A push target whose registry only the auth stage knows passes only an {auth} rule.
     worker.stop();
     worker = null;

@@ -128,8 +128,6 @@ class JobServiceTest {
   void contractFieldsThisWorkerDoesNotActOnYetAreRefusedNotIgnored() throws Exception {
     var stub = start("worker.pipeline = [test-publish]");
     for (var request : java.util.List.of(
-        TestWorkers.request().setCommitSha("0123456789abcdef0123456789abcdef01234567"),
-        TestWorkers.request().setRef("refs/pull/42/merge"),
         TestWorkers.request().addExtraTags("main"),
         TestWorkers.request().putStageOptions("git.depth", "0"))) {
       io.grpc.StatusRuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(

@@ -69,12 +69,6 @@ final class ProtoMapping {
    */
   static java.util.Optional<String> unsupported(JobRequest request) {
     List<String> fields = new java.util.ArrayList<>();
-    if (!request.getCommitSha().isEmpty()) {
-      fields.add("commit_sha");
-    }
-    if (!request.getRef().isEmpty()) {
-      fields.add("ref");
-    }
     if (request.getExtraTagsCount() > 0) {
       fields.add("extra_tags");
     }
@@ -83,8 +77,8 @@ final class ProtoMapping {
     }
     return fields.isEmpty() ? java.util.Optional.empty() : java.util.Optional.of(
         String.join(", ", fields) + ": not supported by this worker yet; leave "
-            + (fields.size() == 1 ? "it" : "them") + " empty (build a branch's tip with branch,"
-            + " one tag per job)");
+            + (fields.size() == 1 ? "it" : "them") + " empty (one tag per job, the stages'"
+            + " configured options)");
   }
 
   static JobResponse toProto(JobResult result) {
