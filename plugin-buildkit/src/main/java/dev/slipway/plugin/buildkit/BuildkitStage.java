@@ -312,7 +312,7 @@ final class BuildkitStage implements Stage {
       return new StageException(
           ENGINE_UNREACHABLE,
           ErrorKind.EXTERNAL,
-          "the " + engineName() + " cannot be reached:\n" + text);
+          "the " + engineName() + " cannot be reached:\n" + text, null, true);
     }
     if (exit == EXIT_USAGE) {
       return new StageException(
@@ -322,16 +322,47 @@ final class BuildkitStage implements Stage {
     }
     boolean engineLost =
         lines.stream().anyMatch(l -> !l.startsWith("#") && ENGINE_LOST.matcher(l).find());
+    // The CLI does not always say the engine went away (20.10 may only say that the server
+    // "did not provide an image ID"): ask the engine itself before blaming the Dockerfile.
+    if (!engineLost && settings.backend() == BuildkitSettings.Backend.DOCKER && !engineAnswers()) {
+      engineLost = true;
+    }
     if (engineLost) {
       return new StageException(
           ENGINE_UNREACHABLE,
           ErrorKind.EXTERNAL,
-          "the " + engineName() + " went away during the build:\n" + text);
+          "the " + engineName() + " went away during the build:\n" + text, null, true);
     }
     return new StageException(
         FAILED,
         ErrorKind.EXTERNAL,
         "the image build failed (build.sh exit " + exit + "); last lines of its output:\n" + text);
+  }
+
+  /** Whether the Docker engine answers {@code docker version} within a few seconds. */
+  private boolean engineAnswers() {
+    try {
+      ProcessBuilder builder = new ProcessBuilder(settings.dockerCli().toString(), "version",
+          "--format", "{{.Server.Version}}")
+          .redirectErrorStream(true)
+          .redirectInput(ProcessBuilder.Redirect.from(DEV_NULL))
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD);
+      // The worker's PATH and DOCKER_HOST only; no config of the worker's (contexts, logins).
+      builder.environment().keySet().removeIf(k -> !k.equals("PATH") && !k.equals("DOCKER_HOST"));
+      builder.environment().put("DOCKER_CONFIG", "/nonexistent/slipway-engine-probe");
+      settings.dockerHost().ifPresent(h -> builder.environment().put("DOCKER_HOST", h));
+      Process probe = builder.start();
+      if (!probe.waitFor(5, TimeUnit.SECONDS)) {
+        probe.destroyForcibly();
+        return false;
+      }
+      return probe.exitValue() == 0;
+    } catch (IOException e) {
+      return false;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return true;
+    }
   }
 
   private String engineName() {
