@@ -45,8 +45,6 @@ final class BuildSecrets implements AutoCloseable {
 
   static final BuildSecrets NONE = new BuildSecrets(Optional.empty(), Map.of());
 
-  private static final FileAttribute<Set<PosixFilePermission>> DIR_MODE =
-      PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
   private static final FileAttribute<Set<PosixFilePermission>> FILE_MODE =
       PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"));
 
@@ -83,20 +81,16 @@ final class BuildSecrets implements AutoCloseable {
    * Writes every secret to its own file.
    *
    * @param secrets the job's build secrets, checked by {@link #problem}
+   * @param makeDir makes the new, empty 0700 directory for the files (the stage notes it for
+   *     crash recovery first); called only when there are secrets
    * @throws StageException {@code build.tmp-failed} when the files cannot be written; nothing is
    *     left behind then
    */
-  static BuildSecrets write(Map<String, Secret> secrets) throws StageException {
+  static BuildSecrets write(Map<String, Secret> secrets, DirMaker makeDir) throws StageException {
     if (secrets.isEmpty()) {
       return NONE;
     }
-    Path dir;
-    try {
-      dir = Files.createTempDirectory("slipway-secrets-", DIR_MODE);
-    } catch (IOException | UnsupportedOperationException e) {
-      throw new StageException(
-          "build.tmp-failed", ErrorKind.INTERNAL, "cannot create a directory for the build secrets: " + e, e);
-    }
+    Path dir = makeDir.make();
     // docker and buildctl read --secret as CSV: a path with a comma or quote would be misread.
     if (dir.toString().matches("(?s).*[,\"\n\r].*")) {
       delete(dir);
@@ -126,6 +120,12 @@ final class BuildSecrets implements AutoCloseable {
               + e.getClass().getSimpleName(), e);
     }
     return new BuildSecrets(Optional.of(dir), files);
+  }
+
+  /** Makes the directory of the secret files. */
+  @FunctionalInterface
+  interface DirMaker {
+    Path make() throws StageException;
   }
 
   /** Each secret's key and the file that holds its value, sorted by key. */

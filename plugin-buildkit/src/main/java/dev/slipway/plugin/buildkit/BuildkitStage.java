@@ -2,6 +2,7 @@ package dev.slipway.plugin.buildkit;
 
 import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
@@ -16,7 +17,6 @@ import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
@@ -37,7 +37,9 @@ import java.util.stream.Stream;
  * ({@link PrivateImageName}), never the caller's {@code image_name}, streams its output into the
  * job's log, and publishes that name as {@link StageKeys#LOCAL_IMAGE}. The job's build secrets
  * reach BuildKit as files ({@link BuildSecrets}), never as arguments or environment. {@link
- * #cleanup} removes the private name and the secret files however the job ended.
+ * #cleanup} removes the private name and the secret files however the job ended; each of them, and
+ * build.sh, is recorded before it is made, so that a worker started after a crash removes what a
+ * killed worker left ({@link BuildLeftovers}).
  *
  * <p>Error codes: {@code build.invalid-request}, {@code build.invalid-path}, {@code
  * build.dockerfile-not-found}, {@code build.context-not-found}, {@code build.engine-unreachable},
@@ -68,7 +70,7 @@ final class BuildkitStage implements Stage {
   private static final int MAX_BUILD_ARG_LENGTH = 64 * 1024;
 
   /** Output that says the engine went away during the build (not a RUN step's own output). */
-  private static final Pattern ENGINE_LOST =
+  static final Pattern ENGINE_LOST =
       Pattern.compile(
           "Cannot connect to the Docker daemon|error during connect|code = Unavailable|failed to dial");
 
@@ -84,11 +86,13 @@ final class BuildkitStage implements Stage {
   private final BuildkitSettings settings;
   private final WorkerEnvironment environment;
   private final Clock clock;
+  private final BuildLeftovers leftovers;
 
   BuildkitStage(BuildkitSettings settings, WorkerEnvironment environment, Clock clock) {
     this.settings = settings;
     this.environment = environment;
     this.clock = clock;
+    this.leftovers = new BuildLeftovers(settings, environment);
   }
 
   @Override
@@ -147,12 +151,18 @@ final class BuildkitStage implements Stage {
         DateTimeFormatter.ISO_INSTANT.format(Instant.now(clock).truncatedTo(ChronoUnit.SECONDS)));
 
     String image = PrivateImageName.forJob(context.jobId());
+    // Each thing the build leaves outside the workspace is noted before it is made, so that a
+    // worker started after a crash removes it (BuildLeftovers).
+    context.recordLeftover(BuildLeftovers.IMAGE + image);
     context.publish(BUILT_NAME, image);
-    Path tmpDir = createTmpDir();
+    Path tmpDir = BuildLeftovers.createDir(context, BuildLeftovers.BUILD_DIR_PREFIX);
     BuildSecrets secrets = BuildSecrets.NONE;
     try {
-      secrets = BuildSecrets.write(request.buildSecrets());
+      secrets = BuildSecrets.write(request.buildSecrets(),
+          () -> BuildLeftovers.createDir(context, BuildLeftovers.SECRETS_DIR_PREFIX));
       secrets.dir().ifPresent(dir -> context.publish(SECRETS_DIR, dir));
+      String uniqueName = uniqueName(context.jobId());
+      context.recordLeftover(BuildLeftovers.BUILD + uniqueName);
       BuildCommand command =
           BuildCommand.of(
               settings,
@@ -162,7 +172,7 @@ final class BuildkitStage implements Stage {
               labels,
               request.buildArgs(),
               secrets.files(),
-              uniqueName(context.jobId()),
+              uniqueName,
               tmpDir);
       context
           .log()
@@ -202,33 +212,27 @@ final class BuildkitStage implements Stage {
   public void cleanup(JobContext context) {
     context.get(SECRETS_DIR).ifPresent(BuildSecrets::delete);
     context.get(BUILT_NAME).ifPresent(image -> {
-      List<String> argv = List.of(settings.dockerCli().toString(), "rmi", image);
-      ProcessBuilder builder = new ProcessBuilder(argv).redirectErrorStream(true)
-          .redirectInput(ProcessBuilder.Redirect.from(DEV_NULL));
-      builder.environment().clear();
-      builder.environment().put("PATH", BuildCommand.DEFAULT_PATH);
-      environment.env("DOCKER_HOST").ifPresent(h -> builder.environment().put("DOCKER_HOST", h));
-      settings.dockerHost().ifPresent(h -> builder.environment().put("DOCKER_HOST", h));
       try {
-        Process process = builder.start();
-        String output = new String(process.getInputStream().readAllBytes(),
-            java.nio.charset.StandardCharsets.UTF_8).strip();
-        if (!process.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
-          process.destroyForcibly();
-          context.log().line("could not remove the built image " + image + " within 30 s");
-        } else if (process.exitValue() == 0) {
-          context.log().line("removed the built image " + image);
-        } else if (output.contains("No such image")) {
+        BuildLeftovers.RemoveResult result = leftovers.removeImage(image);
+        switch (result.removal()) {
+          case REMOVED -> context.log().line("removed the built image " + image);
           // Never built (the build failed or was stopped), or the push stage removed it already.
-        } else {
-          context.log().line("could not remove the built image " + image + ": " + output);
+          case ABSENT -> { }
+          default -> context.log().line("could not remove the built image " + image + ": " + result.detail());
         }
-      } catch (IOException e) {
-        context.log().line("could not remove the built image " + image + ": " + e.getMessage());
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
     });
+  }
+
+  /**
+   * Removes what a job of a worker that died left: the build's processes, its private image and
+   * its temporary directories, as {@link BuildLeftovers} recorded them.
+   */
+  @Override
+  public void removeLeftovers(List<String> recorded, JobLog log) {
+    leftovers.remove(recorded, log);
   }
 
   private void run(JobContext context, BuildCommand command, JobRequestView request, String image)
@@ -255,6 +259,7 @@ final class BuildkitStage implements Stage {
           "cannot start " + settings.script() + ": " + e.getMessage(),
           e);
     }
+    context.processStarted(process.toHandle());
     ProcessTree tree = new ProcessTree(process.toHandle());
     OutputTail tail = new OutputTail(TAIL_LINES);
     Thread pump = pump(process.getInputStream(), context, tail);
@@ -442,16 +447,6 @@ final class BuildkitStage implements Stage {
     byte[] random = new byte[4];
     RANDOM.nextBytes(random);
     return "slipway-" + safe + "-" + HexFormat.of().formatHex(random);
-  }
-
-  private static Path createTmpDir() throws StageException {
-    try {
-      return Files.createTempDirectory(
-          "slipway-buildkit-", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-    } catch (IOException | UnsupportedOperationException e) {
-      throw new StageException(
-          "build.tmp-failed", ErrorKind.INTERNAL, "cannot create a temporary directory: " + e, e);
-    }
   }
 
   private static void deleteRecursively(Path dir) {

@@ -2,6 +2,7 @@ package dev.slipway.plugin.dockerpush;
 
 import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.PushTarget;
 import dev.slipway.worker.api.RegistryCredentials;
@@ -36,8 +37,9 @@ import java.util.regex.Pattern;
  * else's) is kept under a private name of its own meanwhile and gets the name back right after the
  * push; a name that did not exist is removed right after the push. {@link #cleanup} finishes what
  * could not be done then and removes the build's private name ({@code slipway.local/...}), however
- * the job ended. One instance serves every job of the worker; per-job state lives in the job's
- * context under a private key.
+ * the job ended. Each change to the engine's names is recorded before it is made, so that a worker
+ * started after a crash puts the names right ({@link PushLeftovers}). One instance serves every job
+ * of the worker; per-job state lives in the job's context under a private key.
  */
 final class DockerPushStage implements Stage {
   private static final Pattern STATUS_DIGEST = Pattern.compile(": digest: (sha256:[0-9a-f]{64}) size: \\d+");
@@ -175,6 +177,22 @@ final class DockerPushStage implements Stage {
     }
   }
 
+  /**
+   * Puts right the destination names a job of a worker that died had borrowed: see {@link
+   * PushLeftovers}. The build's private name is the build stage's to remove.
+   *
+   * @throws IllegalStateException when the engine cannot do it now, so that the runtime keeps the
+   *     records for the next start
+   */
+  @Override
+  public void removeLeftovers(List<String> recorded, JobLog log) {
+    try {
+      new PushLeftovers(engine).putRight(recorded, log);
+    } catch (EngineException e) {
+      throw new IllegalStateException(e.getMessage(), e);
+    }
+  }
+
   @Override
   public void close() {
     engine.close();
@@ -220,14 +238,18 @@ final class DockerPushStage implements Stage {
         return; // the name already points at this very image
       }
       Optional<ImageName.Target> held = Optional.empty();
+      // Each change to the engine's names is noted before it is made, so that a worker started
+      // after a crash puts the name right (PushLeftovers).
       if (existing.isPresent()) {
         ImageName.Target hold = holdName();
+        context.recordLeftover(PushLeftovers.hold(target, existing.get(), hold));
         engine.tag(existing.get(), hold);
         held = Optional.of(hold);
         context.log().line("the engine already has another image under " + target + " (" + shortId(existing.get())
             + "); it is kept as " + hold + " during the push and gets the name back after it");
       }
       // Noted before the tag, so that a tag that fails half-way is put back too.
+      context.recordLeftover(PushLeftovers.tag(target, localId.get()));
       names.tagged(new PutBack(target, held));
       engine.tag(localImage, target);
     } catch (EngineException e) {

@@ -75,6 +75,28 @@ public interface JobContext {
   default void processStarted(ProcessHandle process) {}
 
   /**
+   * Notes something the stage is about to leave outside the workspace (a temporary directory, a
+   * local image name, the marker of a helper process), so that a worker started after this one
+   * crashed can remove it: call it <em>before</em> making the thing. The runtime appends {@code
+   * what}, with the stage's id, to the job's state file in {@code worker.workspace-root} and has
+   * it on disk before this returns; when the job ends and its cleanups have run, the file goes.
+   * At start-up a worker hands each stage, through {@link Stage#removeLeftovers}, what it
+   * recorded in the jobs of a worker that died. The processes reported to {@link
+   * #processStarted} are recorded (pid and start time) and killed by the runtime itself.
+   *
+   * <p>The file is plain text that outlives the job: record names and paths, never a secret, a
+   * token or a secret's value. Each call is one record of the stage's own format, for instance
+   * {@code "dir /tmp/x-1234"}.
+   *
+   * @param what one line, 1 to 4096 characters, no control characters
+   * @throws StageException with code {@code worker.workspace-failed} when the record cannot be
+   *     written: the stage should then not make the thing
+   * @throws IllegalArgumentException when {@code what} is empty, too long or has a control
+   *     character
+   */
+  default void recordLeftover(String what) throws StageException {}
+
+  /**
    * Why this job's caller may not clone {@code url}, or empty when it may. The runtime checks the
    * job's own {@code repo_url} before the job starts; a stage that fetches more repositories for
    * the job (git submodules, say) asks here for each of them, so that a repository cannot lead a

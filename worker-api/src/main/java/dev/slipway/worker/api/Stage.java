@@ -49,6 +49,25 @@ public interface Stage extends AutoCloseable {
    */
   default void cleanup(JobContext context) {}
 
+  /**
+   * Removes what this stage left outside the workspace in one job of a worker that died before
+   * that job's {@link #cleanup} could run (a crash, SIGKILL, a lost machine): called at start-up,
+   * before the worker serves or registers, with what the stage {@linkplain
+   * JobContext#recordLeftover recorded} in that job, in the order recorded, after the runtime has
+   * killed the job's leftover processes. Records are notes made <em>before</em> each thing was
+   * made: the thing may never have been made, may be gone already, or (a name) may belong to
+   * someone else by now; check before removing, and never remove what is not this job's.
+   *
+   * <p>Say what was removed, one line each, in {@code log} (the worker's log, with the job's id
+   * and the stage's). Time is bounded by {@code worker.cleanup-timeout}; the worker starts
+   * however this ends. Throw when something could not be removed and is worth another try at
+   * the next start (the engine is not up yet): the runtime then keeps these records for it.
+   *
+   * @param recorded the stage's records of one dead job, oldest first
+   * @param log where to say what was removed or left
+   */
+  default void removeLeftovers(List<String> recorded, JobLog log) {}
+
   /** Releases what the stage holds for the worker's lifetime (clients, connection pools). */
   @Override
   default void close() {}

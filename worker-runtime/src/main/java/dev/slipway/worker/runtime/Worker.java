@@ -190,7 +190,8 @@ public final class Worker implements AutoCloseable {
   public synchronized void start() throws IOException, StartupException {
     // Only a serving worker owns the workspace root: check-config must not touch running jobs.
     workspaceLock = workspaces.lock();
-    workspaces.removeLeftovers();
+    // What a crashed predecessor left (processes, temp dirs, images, workspaces), before serving.
+    jobs.removeLeftovers();
     SecuritySettings security = settings.security();
     Optional<io.grpc.ServerCredentials> credentials;
     try {

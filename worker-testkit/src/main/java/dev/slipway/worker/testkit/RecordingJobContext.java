@@ -30,6 +30,8 @@ public final class RecordingJobContext implements JobContext {
   private final List<String> lines = new CopyOnWriteArrayList<>();
   private final Set<String> secrets = ConcurrentHashMap.newKeySet();
   private final List<Runnable> cancelActions = new CopyOnWriteArrayList<>();
+  private final List<String> leftovers = new CopyOnWriteArrayList<>();
+  private final List<ProcessHandle> processes = new CopyOnWriteArrayList<>();
   private volatile boolean cancelled;
 
   public RecordingJobContext(JobRequestView request, Path workspace) {
@@ -139,6 +141,30 @@ public final class RecordingJobContext implements JobContext {
     } else {
       cancelActions.add(action);
     }
+  }
+
+  /** Keeps the record, as the runtime's state file would: see {@link #leftovers()}. */
+  @Override
+  public void recordLeftover(String what) {
+    if (what == null || what.isEmpty() || what.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+      throw new IllegalArgumentException("a leftover record is one line of text: " + what);
+    }
+    leftovers.add(what);
+  }
+
+  @Override
+  public void processStarted(ProcessHandle process) {
+    processes.add(process);
+  }
+
+  /** What the stage recorded with {@link #recordLeftover}, in order. */
+  public List<String> leftovers() {
+    return List.copyOf(leftovers);
+  }
+
+  /** The processes the stage reported with {@link #processStarted}. */
+  public List<ProcessHandle> processes() {
+    return List.copyOf(processes);
   }
 
   /** Cancels the job: runs the cancel actions; interrupting the stage's thread is the test's job. */

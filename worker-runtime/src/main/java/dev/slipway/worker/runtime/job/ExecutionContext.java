@@ -5,6 +5,7 @@ import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.SecretBearing;
+import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.runtime.logging.Logging;
 import dev.slipway.worker.runtime.logging.SecretMasker;
@@ -29,6 +30,7 @@ final class ExecutionContext implements JobContext {
 
   private final JobRequestView request;
   private final Path workspace;
+  private final JobStateFile state;
   private final SecretMasker masker;
   private final JobListener listener;
   private final Executor cancelActions;
@@ -51,14 +53,15 @@ final class ExecutionContext implements JobContext {
   private final java.util.concurrent.atomic.AtomicLong droppedLines =
       new java.util.concurrent.atomic.AtomicLong();
 
-  ExecutionContext(JobRequestView request, Path workspace, SecretMasker masker,
+  ExecutionContext(JobRequestView request, JobStateFile state, SecretMasker masker,
       JobListener listener, Executor cancelActions, String caller, long outputLimit,
       java.util.function.Function<String, Optional<String>> repositoryCheck) {
+    this.state = state;
     this.repositoryCheck = repositoryCheck;
     this.caller = caller;
     this.outputLimit = outputLimit;
     this.request = request;
-    this.workspace = workspace;
+    this.workspace = state.workspace();
     this.masker = masker;
     this.listener = listener;
     this.cancelActions = cancelActions;
@@ -67,6 +70,14 @@ final class ExecutionContext implements JobContext {
   void enterStage(String id) {
     stage = id;
     MDC.put(Logging.STAGE, id);
+  }
+
+  /**
+   * Attributes what happens from now on (log lines, leftover records) to stage {@code id}, whose
+   * cleanup runs now; no MDC, since cleanups run on threads of their own.
+   */
+  void cleaningUp(String id) {
+    stage = id;
   }
 
   /** Drops the cancel actions of the stage that just returned. */
@@ -201,6 +212,12 @@ final class ExecutionContext implements JobContext {
   @Override
   public void processStarted(ProcessHandle process) {
     processes.add(process);
+    state.recordProcess(process);
+  }
+
+  @Override
+  public void recordLeftover(String what) throws StageException {
+    state.recordLeftover(stage, what);
   }
 
   /**

@@ -83,6 +83,7 @@ final class JobExecution implements Runnable {
   private boolean finished;
   private ExecutionContext context;
   private Path workspace;
+  private JobStateFile state;
   private JobOutcome stopOutcome;
   private String stopCode;
   private String stopMessage;
@@ -230,11 +231,13 @@ final class JobExecution implements Runnable {
     try {
       LOG.info("job started: {} ({}) -> {}", request.repoUrl(),
           request.branch().isEmpty() ? "default branch" : request.branch(), request.imageName());
-      Path dir = workspaces.create(request.jobId());
-      ExecutionContext ctx = new ExecutionContext(request, dir, masker, listener, cancelActions,
-          owner, outputLimit, repositoryCheck);
+      JobStateFile created = workspaces.create(request.jobId());
+      Path dir = created.workspace();
+      ExecutionContext ctx = new ExecutionContext(request, created, masker, listener,
+          cancelActions, owner, outputLimit, repositoryCheck);
       boolean alreadyStopped;
       synchronized (lock) {
+        state = created;
         workspace = dir;
         context = ctx;
         alreadyStopped = stopOutcome != null;
@@ -305,6 +308,7 @@ final class JobExecution implements Runnable {
   private void finish() {
     List<PipelineStage> toClean;
     Path dir;
+    JobStateFile stateFile;
     ExecutionContext ctx;
     synchronized (lock) {
       if (finished) {
@@ -322,25 +326,41 @@ final class JobExecution implements Runnable {
       }
       toClean = new ArrayList<>(ran);
       dir = workspace;
+      stateFile = state;
       ctx = context;
     }
     JobResult jobResult = null;
     try {
+      // The state file goes only once everything it names is gone; else the next start finishes.
+      boolean clean = !abandonedThread();
       if (ctx != null) {
         for (int i = toClean.size() - 1; i >= 0; i--) {
           PipelineStage stage = toClean.get(i);
-          bounded("the cleanup of stage '" + stage.id() + "'", () -> stage.stage().cleanup(ctx));
+          ctx.cleaningUp(stage.id());
+          clean &= bounded("the cleanup of stage '" + stage.id() + "'",
+              () -> stage.stage().cleanup(ctx));
         }
         ctx.reportDroppedOutput();
       }
       if (dir != null) {
-        bounded("the removal of the workspace " + dir, () -> {
+        java.util.concurrent.atomic.AtomicBoolean deleted =
+            new java.util.concurrent.atomic.AtomicBoolean();
+        clean &= bounded("the removal of the workspace " + dir, () -> {
           try {
             Workspaces.delete(dir);
+            deleted.set(true);
           } catch (IOException e) {
             LOG.error("cannot delete the workspace {}: {}", dir, e.toString());
           }
-        });
+        }) && deleted.get();
+      }
+      if (stateFile != null) {
+        if (clean) {
+          stateFile.delete();
+        } else {
+          LOG.warn("kept {}: what the job left is removed when the worker starts next",
+              stateFile.file());
+        }
       }
       if (outcome == JobOutcome.CANCELLED) {
         LOG.info(ErrorMapping.CANCELLED_MESSAGE);
@@ -400,11 +420,24 @@ final class JobExecution implements Runnable {
     return ErrorMapping.retryable(code);
   }
 
-  /** Runs {@code work} within the cleanup time limit; past it, the thread is left behind. */
-  private void bounded(String what, Runnable work) {
+  /** Whether a stage thread of this job was abandoned (it may still make things). */
+  private boolean abandonedThread() {
+    synchronized (lock) {
+      return abandoned;
+    }
+  }
+
+  /**
+   * Runs {@code work} within the cleanup time limit; past it, the thread is left behind.
+   *
+   * @return true when it returned, without throwing, within the limit
+   */
+  private boolean bounded(String what, Runnable work) {
     Map<String, String> mdc = MDC.getCopyOfContextMap();
     Thread[] runner = new Thread[1];
     java.util.concurrent.atomic.AtomicBoolean returned =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.concurrent.atomic.AtomicBoolean threw =
         new java.util.concurrent.atomic.AtomicBoolean();
     Future<?> future = stopping.cleanups().submit(() -> {
       synchronized (runner) {
@@ -414,6 +447,7 @@ final class JobExecution implements Runnable {
       try {
         work.run();
       } catch (Throwable t) {
+        threw.set(true);
         LOG.warn("{} failed: {}", what, masker.mask(t.toString()));
       } finally {
         synchronized (runner) {
@@ -426,6 +460,7 @@ final class JobExecution implements Runnable {
     });
     try {
       future.get(stopping.cleanupTimeout().toNanos(), TimeUnit.NANOSECONDS);
+      return !threw.get();
     } catch (TimeoutException e) {
       future.cancel(true);
       synchronized (runner) {
@@ -439,6 +474,7 @@ final class JobExecution implements Runnable {
     } catch (ExecutionException e) {
       LOG.warn("{} failed: {}", what, masker.mask(String.valueOf(e.getCause())));
     }
+    return false;
   }
 
   private StageOutcome runStage(PipelineStage stage, ExecutionContext ctx) {

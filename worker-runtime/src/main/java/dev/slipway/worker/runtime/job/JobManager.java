@@ -233,6 +233,20 @@ public final class JobManager implements AutoCloseable {
     return running.size() == 1;
   }
 
+  /**
+   * Removes what the jobs of a worker that died left behind: their processes, what their stages
+   * recorded, their workspaces ({@link Recovery}). Call at start-up, with the workspace root
+   * locked, before serving. Problems are logged, never thrown; a job running now is refused.
+   */
+  public void removeLeftovers() {
+    synchronized (this) {
+      if (!running.isEmpty()) {
+        throw new IllegalStateException("leftovers are removed at start-up, before any job runs");
+      }
+    }
+    new Recovery(workspaces, pipeline.stages(), cleanupTimeout).run();
+  }
+
   /** Threads that stopped jobs left behind. */
   public StuckThreads stuckThreads() {
     return stuck;

@@ -80,20 +80,48 @@ public final class Workspaces {
     return new Lock(channel, lock);
   }
 
-  /** A new, empty directory that only the worker's user can read. */
-  Path create(String jobId) throws IOException {
+  /**
+   * A new, empty directory that only the worker's user can read, and its state file: the file
+   * first, on disk before the directory is made, so that a crash never leaves a workspace that no
+   * state file names.
+   */
+  JobStateFile create(String jobId) throws IOException {
     Files.createDirectories(root);
     Path dir = root.resolve(PREFIX + jobId + "-" + Long.toHexString(System.nanoTime()));
+    JobStateFile state = JobStateFile.create(dir, jobId);
     try {
-      Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(
-          PosixFilePermissions.fromString("rwx------")));
-    } catch (UnsupportedOperationException e) {
-      Files.createDirectory(dir);
+      try {
+        Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(
+            PosixFilePermissions.fromString("rwx------")));
+      } catch (UnsupportedOperationException e) {
+        Files.createDirectory(dir);
+      }
+    } catch (IOException | RuntimeException e) {
+      state.delete();
+      throw e;
     }
-    return dir;
+    return state;
   }
 
-  /** Removes leftovers of jobs that a crashed or killed worker could not clean up. */
+  /** The state files of jobs that did not end (a worker crashed), oldest name first. */
+  List<Path> stateFiles() {
+    if (!Files.isDirectory(root)) {
+      return List.of();
+    }
+    try (Stream<Path> children = Files.list(root)) {
+      return children.filter(p -> JobStateFile.workspaceOf(p).isPresent()
+              && Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS))
+          .sorted().toList();
+    } catch (IOException e) {
+      LOG.warn("cannot list {} to find what crashed jobs left: {}", root, e.toString());
+      return List.of();
+    }
+  }
+
+  /**
+   * Removes workspaces that no state file names (a worker of an older version, or a state file
+   * lost): called after {@link Recovery} has handled those that have one.
+   */
   public void removeLeftovers() {
     if (!Files.isDirectory(root)) {
       return;
