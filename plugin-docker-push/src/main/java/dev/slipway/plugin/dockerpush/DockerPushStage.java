@@ -349,7 +349,7 @@ final class DockerPushStage implements Stage {
 
   private static StageException engineFailure(EngineException e) {
     return switch (e.reason()) {
-      case UNREACHABLE -> new StageException("push.engine-unreachable", ErrorKind.EXTERNAL, e.getMessage(), e);
+      case UNREACHABLE -> new StageException("push.engine-unreachable", ErrorKind.EXTERNAL, e.getMessage(), e, true);
       case NOT_FOUND -> new StageException("push.image-not-found", ErrorKind.INTERNAL, e.getMessage(), e);
       case FAILED -> new StageException("push.failed", ErrorKind.EXTERNAL, e.getMessage(), e);
     };
@@ -385,7 +385,10 @@ final class DockerPushStage implements Stage {
           what + " failed" + (attempt > 1 ? " after " + attempt + " attempts" : "")
               + (result.engineRetries() > 0 ? " (the engine had retried layer uploads " + result.engineRetries()
                   + " times itself)" : "")
-              + ": " + message);
+              + ": " + message,
+          null,
+          // A registry's 5xx, 429 or reset may pass; anything else will fail the same way again.
+          kind == PushFailures.Kind.TRANSIENT);
     }
   }
 

@@ -177,7 +177,9 @@ final class EcrStage implements Stage {
             + (settings.registryIds().isEmpty() ? "" : "; check registry-ids " + settings.registryIds());
       }
     }
-    return new StageException(code, kind, masked(message), failure);
+    // Unreachable or failing ECR may recover: the orchestrator may send the job again.
+    boolean retryable = code.equals(UNREACHABLE) || code.equals(UNAVAILABLE);
+    return new StageException(code, kind, masked(message), failure, retryable);
   }
 
   /**

@@ -255,6 +255,8 @@ final class GitStage implements Stage {
             .filter(t -> t.length() >= MIN_MASKED_TOKEN)
             .map(t -> message.replace(t, "****"))
             .orElse(message);
-    return new StageException(code, kind, masked, failure);
+    // A server that cannot be reached, or that broke a connection half-way, may answer later.
+    boolean retryable = code.equals(UNREACHABLE) || code.equals("git.clone-failed");
+    return new StageException(code, kind, masked, failure, retryable);
   }
 }

@@ -271,6 +271,7 @@ class FaultsTest {
     registryRelay.restore();
     report("registry-mid-push", failed, registryRelay, assertNextJobSucceeds("2"));
     assertEquals("push.failed", failed.result().getErrorCode(), failed.result().getMessage());
+    assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_EXTERNAL, failed.result().getErrorKind());
   }
 
   @Test
@@ -320,6 +321,8 @@ class FaultsTest {
     // plugin-git: a connection that breaks after it was made (JGit: "Premature EOF") is not one of
     // refused / unknown host / timed out (git.unreachable), so it is git.clone-failed.
     assertEquals("git.clone-failed", failed.result().getErrorCode(), failed.result().getMessage());
+    assertTrue(failed.result().getRetryable(), "a failure that may pass says so");
+    assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_EXTERNAL, failed.result().getErrorKind());
   }
 
   @Test
@@ -329,6 +332,8 @@ class FaultsTest {
     Run failed = run(request("1").build(), e -> { });
     assertFailedCleanly(failed, "ecr");
     assertEquals("ecr.unavailable", failed.result().getErrorCode(), failed.result().getMessage());
+    assertTrue(failed.result().getRetryable(), "a failure that may pass says so");
+    assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_EXTERNAL, failed.result().getErrorKind());
     assertEquals(3, ecr.calls(), "the SDK tried max-attempts times");
     assertEquals(0, ecr.tokensIssued());
     // The build ran before ECR was asked: its image must be gone all the same.
