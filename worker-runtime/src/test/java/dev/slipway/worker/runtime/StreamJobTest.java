@@ -69,7 +69,7 @@ class StreamJobTest {
   void aClientThatDoesNotReadLosesLogLinesButNeverTheResult() throws Exception {
     // A stage that logs as fast as it can, for a client that reads nothing until the job is over.
     worker = TestWorkers.start(dir, "worker.pipeline = [test-block]\n"
-        + "worker.stages.test-block { duration = 1500ms, log-interval = 0ms }");
+        + "worker.stages.test-block { duration = 2500ms, log-interval = 0ms }");
     // A small, fixed HTTP/2 window, as a slow client over a slow link would have.
     channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
         .forAddress("127.0.0.1", worker.port()).usePlaintext().flowControlWindow(64 * 1024).build();

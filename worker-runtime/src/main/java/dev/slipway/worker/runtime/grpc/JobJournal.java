@@ -23,7 +23,7 @@ import java.util.Optional;
  */
 final class JobJournal implements JobListener {
   /** Log events a watcher may have queued before new ones are dropped for it. */
-  static final int WATCHER_QUEUE = 1_000;
+  static final int WATCHER_QUEUE = 256;
 
   private final int maxEvents;
   private final long maxBytes;
