@@ -175,38 +175,41 @@ public final class JobManager implements AutoCloseable {
   /** Where the pipeline's stages would push the request's image; call after {@link #validate}. */
   public List<PushTarget> pushTargets(JobRequestView request) throws RejectedJobException {
     List<PushTarget> targets = new ArrayList<>();
-    for (PipelineStage stage : pipeline.stages()) {
-      try {
-        targets.addAll(stage.stage().pushTargets(request));
-      } catch (StageException e) {
-        throw new RejectedJobException(Reason.INVALID_REQUEST,
-            masker(request).mask(e.getMessage()) + " (" + e.code() + ")");
-      } catch (RuntimeException e) {
-        LOG.error("stage '{}' failed while naming where it pushes: {}", stage.id(),
-            masker(request).mask(e.toString()));
-        throw new RejectedJobException(Reason.INTERNAL, "stage '" + stage.id()
-            + "' failed while checking the request; see the worker's log");
-      }
-    }
+    askStages(request, "naming where it pushes", s -> targets.addAll(s.pushTargets(request)));
     return targets;
   }
 
   private void validateByStages(JobRequestView request) throws RejectedJobException {
+    askStages(request, "checking a request", s -> s.validate(request));
+  }
+
+  /** One question about a request to each stage of the pipeline. */
+  private interface StageQuestion {
+    void ask(dev.slipway.worker.api.Stage stage) throws StageException;
+  }
+
+  /**
+   * Asks each stage about a request before the job exists: a {@link StageException} is the
+   * request's fault ({@code INVALID_REQUEST}, its message masked), anything else a bug in the
+   * stage ({@code INTERNAL}, the detail only in the worker's log: the trace could hold the token).
+   */
+  private void askStages(JobRequestView request, String what, StageQuestion question)
+      throws RejectedJobException {
     for (PipelineStage stage : pipeline.stages()) {
       try {
-        stage.stage().validate(request);
+        question.ask(stage.stage());
       } catch (StageException e) {
         throw new RejectedJobException(Reason.INVALID_REQUEST,
             masker(request).mask(e.getMessage()) + " (" + e.code() + ")");
       } catch (RuntimeException e) {
-        // A bug in the stage, not in the request; the trace could hold the token.
-        LOG.error("stage '{}' failed while checking a request: {}", stage.id(),
+        LOG.error("stage '{}' failed while {}: {}", stage.id(), what,
             masker(request).mask(e.toString()));
         throw new RejectedJobException(Reason.INTERNAL, "stage '" + stage.id()
             + "' failed while checking the request; see the worker's log");
       }
     }
   }
+
 
   /** A job's masker: its token and the worker's own secrets. */
   private SecretMasker masker(JobRequestView request) {
