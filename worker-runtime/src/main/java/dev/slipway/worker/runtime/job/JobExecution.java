@@ -404,20 +404,19 @@ final class JobExecution implements Runnable {
     if (code == null) {
       return Optional.empty();
     }
-    if (lastFailure != null && outcome == JobOutcome.FAILED && code.equals(lastFailure.code())) {
-      return Optional.of(lastFailure.kind());
-    }
-    return ErrorMapping.kindOf(code);
+    return stageFailureDecides() ? Optional.of(lastFailure.kind()) : ErrorMapping.kindOf(code);
   }
 
   private boolean retryable() {
     if (code == null) {
       return false;
     }
-    if (lastFailure != null && outcome == JobOutcome.FAILED && code.equals(lastFailure.code())) {
-      return lastFailure.retryable();
-    }
-    return ErrorMapping.retryable(code);
+    return stageFailureDecides() ? lastFailure.retryable() : ErrorMapping.retryable(code);
+  }
+
+  /** Whether the job ended with its last failed stage's own failure (not a stop, not a bug). */
+  private boolean stageFailureDecides() {
+    return lastFailure != null && outcome == JobOutcome.FAILED && code.equals(lastFailure.code());
   }
 
   /** Whether a stage thread of this job was abandoned (it may still make things). */
