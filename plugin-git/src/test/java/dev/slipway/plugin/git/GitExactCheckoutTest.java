@@ -110,18 +110,8 @@ class GitExactCheckoutTest {
 
   private RecordingJobContext context(String url, String branch, String ref, String commitSha) {
     JobRequestView request =
-        new JobRequestView(
-            "job-exact",
-            url,
-            branch,
-            Optional.of(Secret.of(TOKEN)),
-            "app:test",
-            "Dockerfile",
-            ".",
-            Map.of(),
-            Map.of(),
-            commitSha,
-            ref);
+        JobRequestView.builder(url, "app:test").jobId("job-exact").branch(branch)
+            .token(Optional.of(Secret.of(TOKEN))).commitSha(commitSha).ref(ref).build();
     return new RecordingJobContext(request, workspace);
   }
 

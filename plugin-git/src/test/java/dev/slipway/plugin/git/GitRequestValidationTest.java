@@ -262,9 +262,8 @@ class GitRequestValidationTest {
 
   /** A request for {@code ref} and {@code commitSha}, otherwise valid. */
   private static JobRequestView exactRequest(String branch, String ref, String commitSha) {
-    return new JobRequestView(
-        "job", "http://127.0.0.1:1/repo.git", branch, Optional.empty(), "app:1", "Dockerfile", ".",
-        Map.of(), Map.of(), commitSha, ref);
+    return JobRequestView.builder("http://127.0.0.1:1/repo.git", "app:1").jobId("job")
+        .branch(branch).commitSha(commitSha).ref(ref).build();
   }
 
   static Stream<Arguments> refusedRefs() {
@@ -391,9 +390,8 @@ class GitRequestValidationTest {
     try (GitHttpServer server =
         GitHttpServer.builder(repoRoot).credentials("x-access-token", "t").start()) {
       JobRequestView request =
-          new JobRequestView(
-              "job", server.url("app.git"), "", Optional.empty(), "app:1", "Dockerfile", ".",
-              Map.of(), Map.of(), "", "refs/tags/v1:refs/heads/main");
+          JobRequestView.builder(server.url("app.git"), "app:1").jobId("job")
+              .ref("refs/tags/v1:refs/heads/main").build();
       RecordingJobContext ctx = new RecordingJobContext(request, workspace);
 
       StageException e = assertThrows(StageException.class, () -> stage().execute(ctx));

@@ -16,6 +16,16 @@ public interface JobContext {
   JobRequestView request();
 
   /**
+   * The options the job set for the stage that is running, by name without the stage's prefix;
+   * only that stage's own.
+   *
+   * @since 0.3
+   */
+  default StageOptions options() {
+    return StageOptions.none();
+  }
+
+  /**
    * The job's private directory. It exists, is empty when the first stage starts and is deleted
    * with everything in it when the job ends, however it ends.
    */

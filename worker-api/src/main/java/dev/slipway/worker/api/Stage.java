@@ -19,6 +19,17 @@ public interface Stage extends AutoCloseable {
   default void validate(JobRequestView request) throws StageException {}
 
   /**
+   * Checks the job's request together with the options the job set for this stage (already
+   * checked against their declarations); what the runtime calls. By default {@link
+   * #validate(JobRequestView)}.
+   *
+   * @since 0.3
+   */
+  default void validate(JobRequestView request, StageOptions options) throws StageException {
+    validate(request);
+  }
+
+  /**
    * Where this stage will push the job's image, if it pushes at all: the runtime checks each
    * target against the caller's allowed push repositories before the job starts. Called after
    * {@link #validate} accepted the request. A stage that pushes must list every target here.

@@ -43,6 +43,29 @@ public class StageException extends Exception {
     this.retryable = retryable;
   }
 
+  /**
+   * A failure with one of the plugin's declared codes.
+   *
+   * @since 0.3
+   */
+  public StageException(ErrorCode code, String message) {
+    this(code, message, null, false);
+  }
+
+  /** @since 0.3 */
+  public StageException(ErrorCode code, String message, Throwable cause) {
+    this(code, message, cause, false);
+  }
+
+  /**
+   * @param retryable whether the same request may succeed later; see {@link
+   *     #StageException(String, ErrorKind, String, Throwable, boolean)}
+   * @since 0.3
+   */
+  public StageException(ErrorCode code, String message, Throwable cause, boolean retryable) {
+    this(code.code(), code.kind(), message, cause, retryable);
+  }
+
   /** The stable error code, e.g. {@code git.auth-failed}. */
   public String code() {
     return code;

@@ -41,6 +41,27 @@ public interface StageFactory {
    */
   Stage create(Config config, WorkerEnvironment environment) throws StageConfigException;
 
+  /**
+   * The per-job options a caller may set for this stage in {@code JobRequest.stage_options}, as
+   * {@code "<id>.<name>"}; the runtime refuses any other, and shows these in {@code worker
+   * plugins}. A stage reads the values a job set through {@link JobContext#options()}.
+   *
+   * @since 0.3
+   */
+  default java.util.List<StageOption> options() {
+    return java.util.List.of();
+  }
+
+  /**
+   * Every error code the stage may fail with, usually the constants of one enum; shown by {@code
+   * worker plugins} so that orchestrators and the documentation can know them without a job.
+   *
+   * @since 0.3
+   */
+  default java.util.List<? extends ErrorCode> errorCodes() {
+    return java.util.List.of();
+  }
+
   /** One line that says what the stage does, shown by {@code worker plugins}. */
   default String description() {
     return "";

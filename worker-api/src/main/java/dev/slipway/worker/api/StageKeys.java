@@ -30,6 +30,16 @@ public final class StageKeys {
   /** The full reference the image was pushed to; it becomes {@code JobResponse.image_uri}. */
   public static final StageKey<String> IMAGE_URI = StageKey.of("image-uri", String.class);
 
+  /**
+   * The references of the extra tags the image was pushed under, one per {@link
+   * JobRequestView#extraTags()}, in that order; they become {@code JobResponse.extra_image_uris}.
+   *
+   * @since 0.3
+   */
+  @SuppressWarnings({"unchecked", "rawtypes"})
+  public static final StageKey<java.util.List<String>> EXTRA_IMAGE_URIS =
+      (StageKey) StageKey.of("extra-image-uris", java.util.List.class);
+
   /** The pushed manifest's digest, {@code sha256:...}; it becomes {@code JobResponse.image_digest}. */
   public static final StageKey<String> IMAGE_DIGEST = StageKey.of("image-digest", String.class);
 }

@@ -6,6 +6,7 @@ import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.SecretBearing;
 import dev.slipway.worker.api.StageKey;
+import dev.slipway.worker.api.StageOptions;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -33,6 +34,7 @@ public final class RecordingJobContext implements JobContext {
   private final List<String> leftovers = new CopyOnWriteArrayList<>();
   private final List<ProcessHandle> processes = new CopyOnWriteArrayList<>();
   private volatile boolean cancelled;
+  private volatile StageOptions options = StageOptions.none();
 
   public RecordingJobContext(JobRequestView request, Path workspace) {
     this.request = request;
@@ -42,15 +44,21 @@ public final class RecordingJobContext implements JobContext {
 
   /** A request with the given repository and image and defaults elsewhere. */
   public static JobRequestView request(String repoUrl, String branch, String token, String image) {
-    return new JobRequestView(
-        "test-job",
-        repoUrl,
-        branch == null ? "" : branch,
-        token == null ? Optional.empty() : Optional.of(Secret.of(token)),
-        image,
-        "Dockerfile",
-        ".",
-        Map.of());
+    return JobRequestView.builder(repoUrl, image).jobId("test-job")
+        .branch(branch == null ? "" : branch)
+        .token(token == null ? Optional.empty() : Optional.of(Secret.of(token)))
+        .build();
+  }
+
+  /** Sets the options the stage under test sees in {@link #options()}. */
+  public RecordingJobContext options(StageOptions options) {
+    this.options = options;
+    return this;
+  }
+
+  @Override
+  public StageOptions options() {
+    return options;
   }
 
   @Override

@@ -21,23 +21,22 @@ final class ProtoMapping {
 
   /** The request as stages see it, with the contract's defaults applied. */
   static JobRequestView toView(JobRequest request) {
-    return new JobRequestView(
-        spaces(request.getJobId()),
-        spaces(request.getRepoUrl()),
-        spaces(request.getBranch()),
-        spaces(request.getGithubToken()).isEmpty()
-            ? Optional.empty()
-            : Optional.of(Secret.of(spaces(request.getGithubToken()))),
-        spaces(request.getImageName()),
-        spaces(request.getDockerfilePath()).isEmpty() ? DEFAULT_DOCKERFILE
-            : spaces(request.getDockerfilePath()),
-        spaces(request.getContextDir()).isEmpty() ? DEFAULT_CONTEXT
-            : spaces(request.getContextDir()),
+    String token = spaces(request.getGithubToken());
+    String dockerfile = spaces(request.getDockerfilePath());
+    String context = spaces(request.getContextDir());
+    return JobRequestView.builder(spaces(request.getRepoUrl()), spaces(request.getImageName()))
+        .jobId(spaces(request.getJobId()))
+        .branch(spaces(request.getBranch()))
+        .token(token.isEmpty() ? Optional.empty() : Optional.of(Secret.of(token)))
+        .dockerfilePath(dockerfile.isEmpty() ? DEFAULT_DOCKERFILE : dockerfile)
+        .contextDir(context.isEmpty() ? DEFAULT_CONTEXT : context)
         // Sorted, so that builds and logs do not depend on hash order.
-        new TreeMap<>(request.getBuildArgsMap()),
-        secrets(request.getBuildSecretsMap()),
-        spaces(request.getCommitSha()),
-        spaces(request.getRef()));
+        .buildArgs(new TreeMap<>(request.getBuildArgsMap()))
+        .buildSecrets(secrets(request.getBuildSecretsMap()))
+        .commitSha(spaces(request.getCommitSha()))
+        .ref(spaces(request.getRef()))
+        .extraTags(request.getExtraTagsList().stream().map(ProtoMapping::spaces).toList())
+        .build();
   }
 
   private static java.util.Map<String, Secret> secrets(java.util.Map<String, String> values) {

@@ -227,9 +227,7 @@ public final class JobManager implements AutoCloseable {
       return r;
     }
     // 122 random bits: a job id cannot be guessed, so it cannot be aimed at.
-    return new JobRequestView(UUID.randomUUID().toString(), r.repoUrl(), r.branch(), r.token(),
-        r.imageName(), r.dockerfilePath(), r.contextDir(), r.buildArgs(), r.buildSecrets(),
-        r.commitSha(), r.ref());
+    return r.toBuilder().jobId(UUID.randomUUID().toString()).build();
   }
 
   private synchronized boolean oneJobRuns() {
