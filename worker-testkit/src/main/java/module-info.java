@@ -22,5 +22,6 @@ module dev.slipway.worker.testkit {
       dev.slipway.worker.testkit.stages.ConsumingStageFactory,
       dev.slipway.worker.testkit.stages.SecretLoggingStageFactory,
       dev.slipway.worker.testkit.stages.PushTargetStageFactory,
-      dev.slipway.worker.testkit.stages.StubbornStageFactory;
+      dev.slipway.worker.testkit.stages.StubbornStageFactory,
+      dev.slipway.worker.testkit.stages.OptionsStageFactory;
 }

@@ -125,20 +125,6 @@ class JobServiceTest {
   }
 
   @Test
-  void contractFieldsThisWorkerDoesNotActOnYetAreRefusedNotIgnored() throws Exception {
-    var stub = start("worker.pipeline = [test-publish]");
-    for (var request : java.util.List.of(
-        TestWorkers.request().addExtraTags("main"),
-        TestWorkers.request().putStageOptions("git.depth", "0"))) {
-      io.grpc.StatusRuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(
-          io.grpc.StatusRuntimeException.class, () -> stub.runJob(request.build()));
-      assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
-      assertTrue(e.getStatus().getDescription().contains("not supported by this worker yet"));
-    }
-    assertEquals(0, TestWorkers.workspaceCount(dir));
-  }
-
-  @Test
   void stageThatThrowsABugIsReportedAsAnInternalError() throws Exception {
     var stub = start("worker.pipeline = [test-fail]\n"
         + "worker.stages.test-fail { unchecked = true, message = \"boom\" }");

@@ -15,8 +15,10 @@ import dev.slipway.proto.v1.StageResult;
 import io.grpc.StatusRuntimeException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
@@ -93,8 +95,25 @@ final class ClientCommands {
     @Option(names = "--branch", defaultValue = "", description = "Branch (default: the remote's)")
     String branch;
 
+    @Option(names = "--ref", defaultValue = "",
+        description = "Any full ref instead of a branch: refs/tags/v1, refs/pull/42/merge")
+    String ref;
+
+    @Option(names = "--commit", defaultValue = "",
+        description = "Build exactly this commit (40 hex digits) of the branch or ref")
+    String commit;
+
     @Option(names = "--image", required = true, description = "Image to build, repository[:tag]")
     String image;
+
+    @Option(names = "--tag", paramLabel = "TAG",
+        description = "Push the image under this tag too (extra_tags); repeatable")
+    List<String> extraTags = new ArrayList<>();
+
+    @Option(names = "--option", paramLabel = "STAGE.OPTION=VALUE",
+        description = "A per-job stage option (stage_options), e.g. buildkit.no-cache=true;"
+            + " repeatable; `worker plugins` lists them")
+    Map<String, String> stageOptions = new LinkedHashMap<>();
 
     @Option(names = "--dockerfile", defaultValue = "", description = "Dockerfile path")
     String dockerfile;
@@ -130,7 +149,9 @@ final class ClientCommands {
       PrintWriter err = spec.commandLine().getErr();
       JobRequest.Builder request = JobRequest.newBuilder()
           .setJobId(jobId).setRepoUrl(repo).setBranch(branch).setImageName(image)
-          .setDockerfilePath(dockerfile).setContextDir(context).putAllBuildArgs(buildArgs);
+          .setDockerfilePath(dockerfile).setContextDir(context).putAllBuildArgs(buildArgs)
+          .setRef(ref).setCommitSha(commit).addAllExtraTags(extraTags)
+          .putAllStageOptions(stageOptions);
       if ((tokenEnv != null || !secretEnv.isEmpty()) && !target.mayCarrySecrets()) {
         err.println("submit: --token-env and --secret-env send secrets to the worker; use TLS"
             + " (--tls or --ca-file) for a worker on another host");
@@ -187,6 +208,9 @@ final class ClientCommands {
         if (!result.getImageUri().isEmpty()) {
           out.println("image:  " + result.getImageUri());
         }
+        for (String uri : result.getExtraImageUrisList()) {
+          out.println("image:  " + uri);
+        }
         if (!result.getImageDigest().isEmpty()) {
           out.println("digest: " + result.getImageDigest());
         }
@@ -196,7 +220,8 @@ final class ClientCommands {
       out.println("job " + result.getJobId() + " " + result.getOutcome().name()
           .replace("JOB_OUTCOME_", "").toLowerCase(java.util.Locale.ROOT)
           + (result.getFailedStage().isEmpty() ? "" : " in stage " + result.getFailedStage())
-          + (result.getErrorCode().isEmpty() ? "" : " (" + result.getErrorCode() + ")"));
+          + (result.getErrorCode().isEmpty() ? "" : " (" + result.getErrorCode() + ")")
+          + (result.getRetryable() ? "; retrying may help" : ""));
       out.println(TerminalText.escapeControls(result.getMessage(), false));
       out.flush();
       return EXIT_JOB_FAILED;

@@ -1,5 +1,8 @@
 package dev.slipway.worker.runtime.cli;
 
+import dev.slipway.worker.api.ErrorCode;
+import dev.slipway.worker.api.StageFactory;
+import dev.slipway.worker.api.StageOption;
 import dev.slipway.worker.runtime.Worker;
 import dev.slipway.worker.runtime.WorkerOptions;
 import dev.slipway.worker.runtime.config.StartupException;
@@ -8,6 +11,7 @@ import dev.slipway.worker.runtime.plugins.DiscoveredStage;
 import dev.slipway.worker.runtime.plugins.PluginRegistry;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -138,12 +142,39 @@ public final class WorkerCli implements Callable<Integer> {
       PrintWriter out = spec.commandLine().getOut();
       out.printf("%-16s %-34s %-16s %s%n", "STAGE", "MODULE", "VERSION", "FROM");
       WorkerOptions options = WorkerOptions.fromProcess(parent.configFile());
-      for (DiscoveredStage stage : PluginRegistry.discover(options.pluginsDir()).all()) {
+      List<DiscoveredStage> stages = PluginRegistry.discover(options.pluginsDir()).all();
+      for (DiscoveredStage stage : stages) {
         out.printf("%-16s %-34s %-16s %s%n", stage.id(), stage.moduleName(), stage.version(),
             stage.source());
       }
+      for (DiscoveredStage stage : stages) {
+        describe(out, stage);
+      }
       out.flush();
       return 0;
+    }
+  }
+
+  /** What a stage does, the per-job options it takes and the error codes it fails with. */
+  public static void describe(PrintWriter out, DiscoveredStage stage) {
+    StageFactory factory = stage.factory();
+    out.println();
+    out.println(stage.id() + (factory.description().isBlank() ? ""
+        : ": " + factory.description().strip()));
+    List<StageOption> declared = factory.options();
+    out.println("  options (JobRequest.stage_options):" + (declared.isEmpty() ? " none" : ""));
+    for (StageOption option : declared) {
+      out.printf("    %-32s %s; default: %s%s%n", stage.id() + "." + option.name(),
+          option.expected(), option.defaultValue(), option.isSecret() ? "; secret" : "");
+      if (!option.description().isBlank()) {
+        out.println("        " + option.description().strip());
+      }
+    }
+    List<? extends ErrorCode> codes = factory.errorCodes();
+    out.println("  error codes:" + (codes.isEmpty() ? " not declared" : ""));
+    for (ErrorCode code : codes) {
+      out.printf("    %-32s %-16s %s%n", code.code(),
+          code.kind().name().toLowerCase(java.util.Locale.ROOT), code.description().strip());
     }
   }
 

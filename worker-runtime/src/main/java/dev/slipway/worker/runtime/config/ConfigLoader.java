@@ -163,7 +163,7 @@ public final class ConfigLoader {
    * A module's own {@code reference.conf}. Read through the module rather than the class path so
    * that each plugin layer contributes exactly its own defaults.
    */
-  static Config referenceOf(Module module, ConfigProblems problems) {
+  public static Config referenceOf(Module module, ConfigProblems problems) {
     try (InputStream in = module.getResourceAsStream("reference.conf")) {
       if (in == null) {
         return ConfigFactory.empty();

@@ -133,13 +133,9 @@ public final class CallerInterceptor implements ServerInterceptor {
    * messages) or outside the caller's scopes ({@code PERMISSION_DENIED}); empty to let it in.
    */
   private Optional<Status> check(JobRequest message, Caller caller) {
-    Optional<String> unsupported = ProtoMapping.unsupported(message);
-    if (unsupported.isPresent()) {
-      return Optional.of(ErrorMapping.invalidArgument(unsupported.get()));
-    }
     JobRequestView request;
     try {
-      request = jobs.validate(ProtoMapping.toView(message));
+      request = jobs.validate(ProtoMapping.toView(message), message.getStageOptionsMap());
     } catch (RejectedJobException e) {
       return Optional.of(ErrorMapping.status(e));
     }

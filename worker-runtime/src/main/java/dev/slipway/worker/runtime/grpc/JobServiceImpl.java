@@ -202,7 +202,8 @@ public final class JobServiceImpl extends JobServiceGrpc.JobServiceImplBase {
     Caller caller = CallerInterceptor.CALLER.get();
     JobHandle handle;
     try {
-      handle = jobs.submit(ProtoMapping.toView(request), listener, caller.name(),
+      handle = jobs.submit(ProtoMapping.toView(request), request.getStageOptionsMap(), listener,
+          caller.name(),
           CallerInterceptor.REPOSITORY_CHECK.get(),
           id -> journals.add(id, caller.name(), journal));
     } catch (RejectedJobException e) {

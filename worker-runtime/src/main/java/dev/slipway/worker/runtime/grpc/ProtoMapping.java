@@ -8,7 +8,6 @@ import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.runtime.job.JobResult;
 import dev.slipway.worker.runtime.job.StageOutcome;
-import java.util.List;
 import java.util.Optional;
 import java.util.TreeMap;
 
@@ -61,25 +60,6 @@ final class ProtoMapping {
     return value.substring(start, end);
   }
 
-  /**
-   * The request fields of the contract this worker does not act on yet, so that a caller who
-   * asks for them is told rather than silently given something else (the branch's tip instead
-   * of an exact commit, say).
-   */
-  static java.util.Optional<String> unsupported(JobRequest request) {
-    List<String> fields = new java.util.ArrayList<>();
-    if (request.getExtraTagsCount() > 0) {
-      fields.add("extra_tags");
-    }
-    if (request.getStageOptionsCount() > 0) {
-      fields.add("stage_options");
-    }
-    return fields.isEmpty() ? java.util.Optional.empty() : java.util.Optional.of(
-        String.join(", ", fields) + ": not supported by this worker yet; leave "
-            + (fields.size() == 1 ? "it" : "them") + " empty (one tag per job, the stages'"
-            + " configured options)");
-  }
-
   static JobResponse toProto(JobResult result) {
     JobResponse.Builder response = JobResponse.newBuilder()
         .setJobId(result.jobId())
@@ -92,6 +72,7 @@ final class ProtoMapping {
     result.imageUri().ifPresent(response::setImageUri);
     result.imageDigest().ifPresent(response::setImageDigest);
     result.commitSha().ifPresent(response::setCommitSha);
+    response.addAllExtraImageUris(result.extraImageUris());
     result.errorKind().ifPresent(kind -> response.setErrorKind(switch (kind) {
       case INVALID_REQUEST -> dev.slipway.proto.v1.ErrorKind.ERROR_KIND_INVALID_REQUEST;
       case EXTERNAL -> dev.slipway.proto.v1.ErrorKind.ERROR_KIND_EXTERNAL;

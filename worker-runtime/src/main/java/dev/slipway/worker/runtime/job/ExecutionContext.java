@@ -29,6 +29,7 @@ final class ExecutionContext implements JobContext {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutionContext.class);
 
   private final JobRequestView request;
+  private final StageOptionCheck.Checked options;
   private final Path workspace;
   private final JobStateFile state;
   private final SecretMasker masker;
@@ -53,7 +54,8 @@ final class ExecutionContext implements JobContext {
   private final java.util.concurrent.atomic.AtomicLong droppedLines =
       new java.util.concurrent.atomic.AtomicLong();
 
-  ExecutionContext(JobRequestView request, JobStateFile state, SecretMasker masker,
+  ExecutionContext(JobRequestView request, StageOptionCheck.Checked options, JobStateFile state,
+      SecretMasker masker,
       JobListener listener, Executor cancelActions, String caller, long outputLimit,
       java.util.function.Function<String, Optional<String>> repositoryCheck) {
     this.state = state;
@@ -61,6 +63,7 @@ final class ExecutionContext implements JobContext {
     this.caller = caller;
     this.outputLimit = outputLimit;
     this.request = request;
+    this.options = options;
     this.workspace = state.workspace();
     this.masker = masker;
     this.listener = listener;
@@ -112,6 +115,11 @@ final class ExecutionContext implements JobContext {
   @Override
   public JobRequestView request() {
     return request;
+  }
+
+  @Override
+  public dev.slipway.worker.api.StageOptions options() {
+    return options.of(stage);
   }
 
   @Override

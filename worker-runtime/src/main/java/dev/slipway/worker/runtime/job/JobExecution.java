@@ -90,6 +90,7 @@ final class JobExecution implements Runnable {
   private ScheduledFuture<?> jobTimer;
   /** What ran and how it went; guarded by {@link #lock}, read by whoever finishes the job. */
   private final List<StageOutcome> outcomes = new ArrayList<>();
+  private final StageOptionCheck.Checked options;
   private final List<PipelineStage> ran = new ArrayList<>();
   private JobOutcome outcome = JobOutcome.SUCCEEDED;
   private String failedStage;
@@ -99,13 +100,15 @@ final class JobExecution implements Runnable {
   /** The failure of the last stage that failed; read and written on the job's thread only. */
   private ErrorMapping.Failure lastFailure;
 
-  JobExecution(JobRequestView request, List<PipelineStage> stages, Workspaces workspaces,
+  JobExecution(JobRequestView request, StageOptionCheck.Checked options,
+      List<PipelineStage> stages, Workspaces workspaces,
       Duration jobTimeout, ScheduledExecutorService timer, JobListener listener,
       Consumer<JobExecution> release, Executor cancelActions, SecretMasker masker,
       String owner, long outputLimit, Stopping stopping,
       java.util.function.Function<String, Optional<String>> repositoryCheck) {
     this.repositoryCheck = repositoryCheck;
     this.request = request;
+    this.options = options;
     this.stages = stages;
     this.workspaces = workspaces;
     this.jobTimeout = jobTimeout;
@@ -233,7 +236,7 @@ final class JobExecution implements Runnable {
           request.branch().isEmpty() ? "default branch" : request.branch(), request.imageName());
       JobStateFile created = workspaces.create(request.jobId());
       Path dir = created.workspace();
-      ExecutionContext ctx = new ExecutionContext(request, created, masker, listener,
+      ExecutionContext ctx = new ExecutionContext(request, options, created, masker, listener,
           cancelActions, owner, outputLimit, repositoryCheck);
       boolean alreadyStopped;
       synchronized (lock) {
@@ -374,6 +377,7 @@ final class JobExecution implements Runnable {
           value(StageKeys.IMAGE_URI),
           value(StageKeys.IMAGE_DIGEST),
           value(StageKeys.COMMIT_SHA),
+          extraImageUris(),
           List.copyOf(outcomes),
           Duration.ofNanos(System.nanoTime() - started),
           owner,
@@ -390,7 +394,7 @@ final class JobExecution implements Runnable {
         jobResult = new JobResult(request.jobId(), JobOutcome.FAILED,
             "the worker failed while ending the job; see its log", Optional.ofNullable(failedStage),
             Optional.of(ErrorMapping.INTERNAL), Optional.empty(), Optional.empty(),
-            Optional.empty(), List.copyOf(outcomes), Duration.ofNanos(System.nanoTime() - started),
+            Optional.empty(), List.of(), List.copyOf(outcomes), Duration.ofNanos(System.nanoTime() - started),
             owner, Optional.of(dev.slipway.worker.api.ErrorKind.INTERNAL), false);
       }
       JobResult delivered = jobResult;
@@ -540,6 +544,12 @@ final class JobExecution implements Runnable {
         stageOutcome.success() ? "ok" : "failed");
     ctx.leaveStage();
     return stageOutcome;
+  }
+
+  /** The extra tags' references as the push stage published them, in the order of extra_tags. */
+  private List<String> extraImageUris() {
+    List<?> uris = value(StageKeys.EXTRA_IMAGE_URIS).orElse(List.of());
+    return uris.stream().map(String::valueOf).toList();
   }
 
   private <T> Optional<T> value(StageKey<T> key) {

@@ -109,8 +109,22 @@ public final class JobManager implements AutoCloseable {
       java.util.function.Function<String, Optional<String>> repositoryCheck,
       java.util.function.Consumer<String> admitted)
       throws RejectedJobException {
+    return submit(request, Map.of(), listener, owner, repositoryCheck, admitted);
+  }
+
+  /**
+   * Starts a job with per-job stage options, or refuses it at once.
+   *
+   * @param stageOptions the job's {@code stage_options}, {@code "<stage-id>.<option>" -> value}
+   */
+  public JobHandle submit(JobRequestView request, Map<String, String> stageOptions,
+      JobListener listener, String owner,
+      java.util.function.Function<String, Optional<String>> repositoryCheck,
+      java.util.function.Consumer<String> admitted)
+      throws RejectedJobException {
     JobRequestView withId = withJobId(request);
-    validate(withId);
+    validate(withId, stageOptions);
+    StageOptionCheck.Checked options = StageOptionCheck.check(stageOptions, pipeline.stages());
     JobExecution execution;
     synchronized (this) {
       if (draining) {
@@ -138,8 +152,9 @@ public final class JobManager implements AutoCloseable {
         throw new RejectedJobException(Reason.DUPLICATE_JOB_ID, "job " + withId.jobId()
             + " is already running on worker " + workerId + "; use a new job_id");
       }
-      execution = new JobExecution(withId, pipeline.stages(), workspaces, jobTimeout, timer,
-          new Both(observer, listener), this::release, cancelActions, masker(withId), owner,
+      execution = new JobExecution(withId, options, pipeline.stages(), workspaces, jobTimeout,
+          timer, new Both(observer, listener), this::release, cancelActions,
+          masker(withId, options), owner,
           limits.jobOutput(), new JobExecution.Stopping(stopGrace, cleanupTimeout, stuck,
               cleanups, this::oneJobRuns), repositoryCheck);
       running.put(withId.jobId(), execution);
@@ -161,31 +176,52 @@ public final class JobManager implements AutoCloseable {
    * @return the request with its job id, generated when it had none
    */
   public JobRequestView validate(JobRequestView request) throws RejectedJobException {
+    return validate(request, Map.of());
+  }
+
+  /**
+   * The runtime's and every stage's checks of a request and its stage options, without starting
+   * anything; {@link #submit} makes them again.
+   *
+   * @return the request with its job id, generated when it had none
+   */
+  public JobRequestView validate(JobRequestView request, Map<String, String> stageOptions)
+      throws RejectedJobException {
     JobRequestView withId = withJobId(request);
+    StageOptionCheck.Checked options;
     try {
       validator.validate(withId);
+      options = StageOptionCheck.check(stageOptions, pipeline.stages());
     } catch (RejectedJobException e) {
       // The refusal quotes what was refused, which may be a secret pasted into the wrong field.
       throw new RejectedJobException(e.reason(), masker(withId).mask(e.getMessage()));
     }
-    validateByStages(withId);
+    validateByStages(withId, options);
+    if (!withId.extraTags().isEmpty() && pushTargets(withId).isEmpty()) {
+      throw new RejectedJobException(Reason.INVALID_REQUEST, "extra_tags: no stage of this"
+          + " worker's pipeline " + pipeline.stages().stream().map(PipelineStage::id).toList()
+          + " pushes the image; leave extra_tags empty or send the job to a worker that pushes");
+    }
     return withId;
   }
 
   /** Where the pipeline's stages would push the request's image; call after {@link #validate}. */
   public List<PushTarget> pushTargets(JobRequestView request) throws RejectedJobException {
     List<PushTarget> targets = new ArrayList<>();
-    askStages(request, "naming where it pushes", s -> targets.addAll(s.pushTargets(request)));
+    askStages(request, StageOptionCheck.Checked.NONE, "naming where it pushes",
+        s -> targets.addAll(s.stage().pushTargets(request)));
     return targets;
   }
 
-  private void validateByStages(JobRequestView request) throws RejectedJobException {
-    askStages(request, "checking a request", s -> s.validate(request));
+  private void validateByStages(JobRequestView request, StageOptionCheck.Checked options)
+      throws RejectedJobException {
+    askStages(request, options, "checking a request",
+        s -> s.stage().validate(request, options.of(s.id())));
   }
 
   /** One question about a request to each stage of the pipeline. */
   private interface StageQuestion {
-    void ask(dev.slipway.worker.api.Stage stage) throws StageException;
+    void ask(PipelineStage stage) throws StageException;
   }
 
   /**
@@ -193,17 +229,17 @@ public final class JobManager implements AutoCloseable {
    * request's fault ({@code INVALID_REQUEST}, its message masked), anything else a bug in the
    * stage ({@code INTERNAL}, the detail only in the worker's log: the trace could hold the token).
    */
-  private void askStages(JobRequestView request, String what, StageQuestion question)
-      throws RejectedJobException {
+  private void askStages(JobRequestView request, StageOptionCheck.Checked options, String what,
+      StageQuestion question) throws RejectedJobException {
     for (PipelineStage stage : pipeline.stages()) {
       try {
-        question.ask(stage.stage());
+        question.ask(stage);
       } catch (StageException e) {
         throw new RejectedJobException(Reason.INVALID_REQUEST,
-            masker(request).mask(e.getMessage()) + " (" + e.code() + ")");
+            masker(request, options).mask(e.getMessage()) + " (" + e.code() + ")");
       } catch (RuntimeException e) {
         LOG.error("stage '{}' failed while {}: {}", stage.id(), what,
-            masker(request).mask(e.toString()));
+            masker(request, options).mask(e.toString()));
         throw new RejectedJobException(Reason.INTERNAL, "stage '" + stage.id()
             + "' failed while checking the request; see the worker's log");
       }
@@ -213,7 +249,13 @@ public final class JobManager implements AutoCloseable {
 
   /** A job's masker: its token and the worker's own secrets. */
   private SecretMasker masker(JobRequestView request) {
+    return masker(request, StageOptionCheck.Checked.NONE);
+  }
+
+  /** A job's masker: its token, build secrets, secret stage options and the worker's secrets. */
+  private SecretMasker masker(JobRequestView request, StageOptionCheck.Checked options) {
     SecretMasker masker = new SecretMasker();
+    options.secretValues().forEach(masker::add);
     // A token too short to be one is refused, and masking it would garble the refusal.
     request.token().map(Secret::reveal).filter(t -> t.length() >= limits.tokenMinLength())
         .ifPresent(masker::add);

@@ -15,6 +15,7 @@ import java.util.Optional;
  * @param imageUri the pushed image's reference, if a stage published one
  * @param imageDigest the pushed manifest digest, if a stage published one
  * @param commitSha the built commit, if a stage published one
+ * @param extraImageUris the references of the extra tags pushed, one per extra tag
  * @param stages each stage that ran, in order
  * @param duration the job's wall time
  * @param caller the name of the caller that started it
@@ -30,6 +31,7 @@ public record JobResult(
     Optional<String> imageUri,
     Optional<String> imageDigest,
     Optional<String> commitSha,
+    List<String> extraImageUris,
     List<StageOutcome> stages,
     Duration duration,
     String caller,

@@ -22,6 +22,10 @@ final class RequestValidator {
   /** A BuildKit secret id, as RUN --mount=type=secret,id=... takes it. */
   private static final Pattern SECRET_ID = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
   private static final Pattern COMMIT = Pattern.compile("[0-9a-fA-F]{40}");
+  /** A tag as the distribution spec allows it. */
+  private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
+  /** Most extra tags one job may push; a push stage may allow fewer. */
+  static final int MAX_EXTRA_TAGS = 16;
 
   private final Limits limits;
 
@@ -57,6 +61,7 @@ final class RequestValidator {
     }
     plain("image_name", request.imageName(), limits.imageNameMaxLength(),
         "worker.limits.image-name-max-length");
+    extraTags(request.extraTags());
     relative("dockerfile_path", request.dockerfilePath());
     relative("context_dir", request.contextDir());
     if (request.token().isPresent()) {
@@ -71,6 +76,23 @@ final class RequestValidator {
   }
 
   /** Printable ASCII without spaces, within the length bounds; never echoed. */
+  private static void extraTags(java.util.List<String> tags) throws RejectedJobException {
+    if (tags.size() > MAX_EXTRA_TAGS) {
+      throw invalid("extra_tags: " + tags.size() + " tags; at most " + MAX_EXTRA_TAGS
+          + " extra tags are allowed per job");
+    }
+    java.util.Set<String> seen = new java.util.HashSet<>();
+    for (String tag : tags) {
+      if (!TAG.matcher(tag).matches()) {
+        throw invalid("extra_tags: '" + printable(tag) + "' is not a tag: 1-128 letters, digits,"
+            + " '_', '.' or '-', not starting with '.' or '-' (e.g. main, v1.4, 3f2a9c1)");
+      }
+      if (!seen.add(tag)) {
+        throw invalid("extra_tags: '" + tag + "' is given twice; give each tag once");
+      }
+    }
+  }
+
   private void token(String token) throws RejectedJobException {
     if (token.length() > limits.tokenMaxLength()) {
       throw invalid("github_token: longer than " + limits.tokenMaxLength()

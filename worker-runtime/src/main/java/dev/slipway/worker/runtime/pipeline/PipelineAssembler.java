@@ -3,10 +3,14 @@ package dev.slipway.worker.runtime.pipeline;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigObject;
+import com.typesafe.config.ConfigUtil;
+import com.typesafe.config.ConfigValue;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageConfigException;
 import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.WorkerEnvironment;
+import dev.slipway.worker.runtime.config.ConfigLoader;
 import dev.slipway.worker.runtime.config.ConfigProblems;
 import dev.slipway.worker.runtime.config.StartupException;
 import dev.slipway.worker.runtime.config.WorkerSettings;
@@ -18,6 +22,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Builds the pipeline from {@code worker.pipeline}: finds each stage, hands it its configuration
@@ -62,6 +67,7 @@ public final class PipelineAssembler {
         problems.add(e);
         continue;
       }
+      unknownKeys(path, block, defaults(plugin, path), problems);
       Duration timeout = defaultTimeout;
       try {
         if (block.hasPath("timeout")) {
@@ -122,6 +128,55 @@ public final class PipelineAssembler {
       problems.throwIfAny("the pipeline cannot be assembled");
     }
     return pipeline;
+  }
+
+  /**
+   * The stage's own defaults, the block {@code path} of its module's {@code reference.conf};
+   * empty when the plugin ships none, and then its keys are not checked.
+   */
+  private static Optional<Config> defaults(DiscoveredStage plugin, String path) {
+    Config reference = ConfigLoader.referenceOf(plugin.factory().getClass().getModule(),
+        new ConfigProblems());
+    return reference.hasPath(path) ? Optional.of(reference.getConfig(path)) : Optional.empty();
+  }
+
+  /**
+   * Refuses keys of an operator's stage block that the plugin's {@code reference.conf} does not
+   * have: most often a typo, which would otherwise leave the default silently in force. An
+   * object that is empty in {@code reference.conf} ({@code labels {}}) takes any keys; {@code
+   * timeout} is the runtime's own and allowed in every block.
+   */
+  private static void unknownKeys(String path, Config block, Optional<Config> defaults,
+      ConfigProblems problems) {
+    if (defaults.isEmpty()) {
+      return;
+    }
+    unknownKeys(path, block.root(), defaults.get().root(), problems, true);
+  }
+
+  private static void unknownKeys(String path, ConfigObject given, ConfigObject known,
+      ConfigProblems problems, boolean top) {
+    for (String key : new TreeSet<>(given.keySet())) {
+      ConfigValue value = given.get(key);
+      ConfigValue reference = known.get(key);
+      String full = path + "." + ConfigUtil.joinPath(key);
+      if (reference == null) {
+        if (!(top && key.equals("timeout"))) {
+          problems.add(full + ": unknown key (" + value.origin().description() + "); "
+              + path + " knows " + new TreeSet<>(top ? withTimeout(known.keySet())
+                  : known.keySet()));
+        }
+      } else if (value instanceof ConfigObject inner && reference instanceof ConfigObject outer
+          && !outer.isEmpty()) {
+        unknownKeys(full, inner, outer, problems, false);
+      }
+    }
+  }
+
+  private static Set<String> withTimeout(Set<String> keys) {
+    Set<String> all = new TreeSet<>(keys);
+    all.add("timeout");
+    return all;
   }
 
   private static List<String> producersOf(StageKey<?> key, PluginRegistry registry) {

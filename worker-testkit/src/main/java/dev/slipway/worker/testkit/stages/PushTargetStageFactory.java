@@ -16,7 +16,8 @@ import java.util.Set;
  * {@code test-push}: names where it would push the job's image, as a push stage does, and
  * publishes the image URI without pushing anything. {@code image_name}'s first component is the
  * registry when it has a dot or a colon; else the configured {@code registry}, if not empty; else
- * the registry is left to run time (as with an auth stage).
+ * the registry is left to run time (as with an auth stage). Extra tags are published as {@code
+ * <image-uri>:<tag>}.
  */
 public final class PushTargetStageFactory implements StageFactory {
   @Override
@@ -26,7 +27,7 @@ public final class PushTargetStageFactory implements StageFactory {
 
   @Override
   public Set<StageKey<?>> produces() {
-    return Set.of(StageKeys.IMAGE_URI);
+    return Set.of(StageKeys.IMAGE_URI, StageKeys.EXTRA_IMAGE_URIS);
   }
 
   @Override
@@ -41,8 +42,11 @@ public final class PushTargetStageFactory implements StageFactory {
       @Override
       public void execute(dev.slipway.worker.api.JobContext context) {
         PushTarget target = target(context.request().imageName(), configured);
-        context.publish(StageKeys.IMAGE_URI, target.registry().orElse("runtime.registry")
-            + "/" + target.repository());
+        String repository = target.registry().orElse("runtime.registry") + "/"
+            + target.repository();
+        context.publish(StageKeys.IMAGE_URI, repository);
+        context.publish(StageKeys.EXTRA_IMAGE_URIS, context.request().extraTags().stream()
+            .map(tag -> repository + ":" + tag).toList());
       }
     };
   }
