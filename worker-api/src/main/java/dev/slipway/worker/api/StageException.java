@@ -29,7 +29,9 @@ public class StageException extends Exception {
   /**
    * @param retryable whether the same request may succeed later: a transient external failure
    *     (a registry's 503, a reset connection, an engine restarting); it becomes {@code
-   *     JobResponse.retryable}, a hint for the orchestrator
+   *     JobResponse.retryable}, a hint for the orchestrator; ignored for {@link
+   *     ErrorKind#INVALID_REQUEST} and {@link ErrorKind#CONFIGURATION}, which fail the same way
+   *     every time
    */
   public StageException(String code, ErrorKind kind, String message, Throwable cause,
       boolean retryable) {

@@ -104,11 +104,13 @@ class JobServiceTest {
     assertTrue(transient_.getRetryable(), "the stage said the failure is transient");
     TestWorkers.close(worker, channel);
     stub = start("worker.pipeline = [test-fail]\n"
-        + "worker.stages.test-fail { code = \"git.repo-too-large\", kind = INVALID_REQUEST }");
+        + "worker.stages.test-fail { code = \"git.repo-too-large\", kind = INVALID_REQUEST,"
+        + " retryable = true }");
     JobResponse permanent = stub.runJob(TestWorkers.request().build());
     assertEquals(dev.slipway.proto.v1.ErrorKind.ERROR_KIND_INVALID_REQUEST,
         permanent.getErrorKind());
-    assertFalse(permanent.getRetryable());
+    assertFalse(permanent.getRetryable(), "the same wrong request fails again, whatever the stage"
+        + " says");
     TestWorkers.close(worker, channel);
     stub = start("worker.pipeline = [test-block]\nworker.stages.test-block.timeout = 200ms");
     JobResponse timedOut = stub.runJob(TestWorkers.request().build());

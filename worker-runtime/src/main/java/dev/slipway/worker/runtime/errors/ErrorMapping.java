@@ -39,7 +39,10 @@ public final class ErrorMapping {
   /** Maps whatever a stage threw to a code and a message. */
   public static Failure stageFailure(String stageId, Throwable thrown) {
     if (thrown instanceof StageException e) {
-      return new Failure(e.code(), e.getMessage(), e.kind(), e.retryable());
+      // The same wrong request or worker configuration fails the same way however often it is
+      // sent: only the failures of others (EXTERNAL) and of the worker's state may pass.
+      boolean mayPass = e.kind() == ErrorKind.EXTERNAL || e.kind() == ErrorKind.INTERNAL;
+      return new Failure(e.code(), e.getMessage(), e.kind(), e.retryable() && mayPass);
     }
     if (thrown instanceof InterruptedException) {
       return new Failure(INTERNAL, "stage '" + stageId
