@@ -331,6 +331,21 @@ class ClientCommandsTest {
   }
 
   @Test
+  void submitSendsRefCommitExtraTagsAndStageOptions() throws Exception {
+    start("worker.pipeline = [test-options, test-push]\n"
+        + "worker.stages.test-push.registry = \"registry.test:5000\"");
+    int code = run("submit", "-t", "127.0.0.1:" + worker.port(), "--repo",
+        "https://git.example.test/a.git", "--ref", "refs/pull/42/merge", "--commit",
+        "0123456789abcdef0123456789abcdef01234567", "--image", "acme/app:2", "--tag", "main",
+        "--tag", "pr-42", "--option", "test-options.count=2", "--plain");
+    String text = out.toString();
+    assertEquals(0, code, text + err);
+    assertTrue(text.contains("[test-options] option count=2"), text);
+    assertTrue(text.contains("image:  registry.test:5000/acme/app:main"), text);
+    assertTrue(text.contains("image:  registry.test:5000/acme/app:pr-42"), text);
+  }
+
+  @Test
   void submitExitsNonZeroWhenTheJobFails() throws Exception {
     start("worker.pipeline = [test-fail]");
     int code = run("submit", "-t", "127.0.0.1:" + worker.port(), "--repo",
