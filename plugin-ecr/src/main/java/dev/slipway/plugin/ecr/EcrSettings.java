@@ -1,8 +1,8 @@
 package dev.slipway.plugin.ecr;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigException;
 import dev.slipway.worker.api.StageConfigException;
+import dev.slipway.worker.api.StageSettings;
 import dev.slipway.worker.api.WorkerEnvironment;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -13,8 +13,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
-import java.util.TreeSet;
-import java.util.function.Function;
 import java.util.regex.Pattern;
 
 /**
@@ -43,17 +41,6 @@ record EcrSettings(
     double refreshWhenRemaining,
     CredentialsSource credentials) {
 
-  static final Set<String> KEYS =
-      Set.of(
-          "timeout",
-          "region",
-          "registry-ids",
-          "endpoint-override",
-          "max-attempts",
-          "api-call-timeout",
-          "connect-timeout",
-          "refresh-when-remaining");
-
   static final int MAX_ATTEMPTS_LIMIT = 10;
   private static final Duration MIN_TIMEOUT = Duration.ofMillis(100);
   /** AWS region names: eu-west-1, us-gov-west-1, cn-north-1, eu-isoe-west-1, ... */
@@ -74,87 +61,59 @@ record EcrSettings(
 
   /**
    * Reads every setting of {@code config}, the {@code worker.stages.ecr} block, and the region and
-   * credentials of {@code environment}.
+   * credentials of {@code environment}. The runtime has refused unknown keys and checked {@code
+   * timeout} already; it is read here only to check that api-call-timeout fits inside it.
    *
    * @throws StageConfigException listing every problem found, each naming its key
    */
   static EcrSettings from(Config config, WorkerEnvironment environment)
       throws StageConfigException {
-    List<String> problems = new ArrayList<>();
-    for (String key : new TreeSet<>(config.root().keySet())) {
-      if (!KEYS.contains(key)) {
-        // Most often a typo, which would otherwise silently leave the default in force.
-        problems.add(key + ": unknown key; known keys are " + new TreeSet<>(KEYS));
-      }
+    StageSettings s = new StageSettings(config, environment.home());
+    Duration timeout = s.read("timeout", config::getDuration, null);
+    String region = region(s, environment);
+    List<String> registryIds = registryIds(s, s.stringList("registry-ids"));
+    Optional<URI> endpointOverride = endpoint(s, s.string("endpoint-override"));
+    int maxAttempts = s.read("max-attempts", config::getInt, 1);
+    if (maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT) {
+      s.problem("max-attempts", maxAttempts + " is not allowed; use 1 (no retry) to "
+          + MAX_ATTEMPTS_LIMIT + ", e.g. 3");
     }
-    Duration timeout =
-        read(config, "timeout", "a duration such as 2m", problems, config::getDuration);
-    if (timeout != null && (timeout.isZero() || timeout.isNegative())) {
-      problems.add("timeout: must be more than 0, e.g. 2m");
-    }
-    String configured = read(config, "region", "a region name such as eu-west-1, or \"\"", problems, config::getString);
-    String region = region(configured, environment, problems);
-    List<String> registryIds =
-        read(config, "registry-ids", "a list such as [\"123456789012\"]", problems, config::getStringList);
-    if (registryIds != null) {
-      registryIds = registryIds(registryIds, problems);
-    }
-    String endpoint =
-        read(config, "endpoint-override", "a URL such as https://api.ecr.eu-west-1.amazonaws.com, or \"\"", problems, config::getString);
-    Optional<URI> endpointOverride = endpoint == null ? Optional.empty() : endpoint(endpoint, problems);
-    Integer maxAttempts =
-        read(config, "max-attempts", "a whole number such as 3", problems, config::getInt);
-    if (maxAttempts != null && (maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT)) {
-      problems.add(
-          "max-attempts: "
-              + maxAttempts
-              + " is not allowed; use 1 (no retry) to "
-              + MAX_ATTEMPTS_LIMIT
-              + ", e.g. 3");
-    }
-    Duration apiCallTimeout =
-        read(config, "api-call-timeout", "a duration such as 20s", problems, config::getDuration);
+    Duration apiCallTimeout = s.read("api-call-timeout", config::getDuration, null);
     if (apiCallTimeout != null) {
       if (apiCallTimeout.compareTo(MIN_TIMEOUT) < 0) {
-        problems.add(
-            "api-call-timeout: " + apiCallTimeout.toMillis() + "ms is too short; use at least 100ms, e.g. 20s");
+        s.problem("api-call-timeout", apiCallTimeout.toMillis()
+            + "ms is too short; use at least 100ms, e.g. 20s");
       } else if (timeout != null && apiCallTimeout.compareTo(timeout) > 0) {
-        problems.add(
-            "api-call-timeout: "
-                + apiCallTimeout.toMillis()
-                + "ms is longer than the stage's timeout ("
-                + timeout.toMillis()
-                + "ms), which would cut the call short; make it shorter than timeout");
+        s.problem("api-call-timeout", apiCallTimeout.toMillis()
+            + "ms is longer than the stage's timeout (" + timeout.toMillis()
+            + "ms), which would cut the call short; make it shorter than timeout");
       }
     }
-    Duration connectTimeout =
-        read(config, "connect-timeout", "a duration such as 5s", problems, config::getDuration);
+    Duration connectTimeout = s.read("connect-timeout", config::getDuration, null);
     if (connectTimeout != null) {
-      if (connectTimeout.compareTo(MIN_TIMEOUT) < 0 || connectTimeout.toMillis() > Integer.MAX_VALUE) {
-        problems.add(
-            "connect-timeout: "
-                + connectTimeout.toMillis()
-                + "ms is not allowed; use at least 100ms and at most 24 days, e.g. 5s");
+      if (connectTimeout.compareTo(MIN_TIMEOUT) < 0
+          || connectTimeout.toMillis() > Integer.MAX_VALUE) {
+        // The SDK's URL-connection client takes it in whole milliseconds, as an int.
+        s.problem("connect-timeout", connectTimeout.toMillis()
+            + "ms is not allowed; use at least 100ms and at most 24 days, e.g. 5s");
       } else if (apiCallTimeout != null && connectTimeout.compareTo(apiCallTimeout) > 0) {
-        problems.add(
-            "connect-timeout: "
-                + connectTimeout.toMillis()
-                + "ms is longer than api-call-timeout ("
-                + apiCallTimeout.toMillis()
-                + "ms), so it would never apply; make it shorter, e.g. 5s");
+        s.problem("connect-timeout", connectTimeout.toMillis()
+            + "ms is longer than api-call-timeout (" + apiCallTimeout.toMillis()
+            + "ms), so it would never apply; make it shorter, e.g. 5s");
       }
     }
-    Double share =
-        read(config, "refresh-when-remaining", "a number such as 0.5", problems, config::getDouble);
-    if (share != null && !(share > 0 && share <= 1)) {
-      problems.add(
-          "refresh-when-remaining: "
-              + share
-              + " is not allowed; use a share of the token's lifetime above 0 and at most 1,"
-              + " e.g. 0.5 (1 fetches a token for every job; 0 would hand out tokens about to"
-              + " expire)");
+    double share = s.read("refresh-when-remaining", config::getDouble, 1.0);
+    if (!(share > 0 && share <= 1)) {
+      s.problem("refresh-when-remaining", share
+          + " is not allowed; use a share of the token's lifetime above 0 and at most 1,"
+          + " e.g. 0.5 (1 fetches a token for every job; 0 would hand out tokens about to"
+          + " expire)");
     }
-    CredentialsSource credentials = CredentialsSource.from(environment, problems);
+    // The environment's problems name no key of the block, so they join the list as they are.
+    List<String> environmentProblems = new ArrayList<>();
+    CredentialsSource credentials = CredentialsSource.from(environment, environmentProblems);
+    List<String> problems = new ArrayList<>(s.problems());
+    problems.addAll(environmentProblems);
     if (!problems.isEmpty()) {
       throw new StageConfigException(problems);
     }
@@ -170,53 +129,48 @@ record EcrSettings(
         credentials);
   }
 
-  private static String region(String configured, WorkerEnvironment environment, List<String> problems) {
-    if (configured == null) {
-      return null; // already a problem
+  /** The stage's region, else the worker's; null (and a problem) when neither is right. */
+  private static String region(StageSettings s, WorkerEnvironment environment) {
+    int before = s.problems().size();
+    String region = s.string("region");
+    if (s.problems().size() > before) {
+      return null; // missing or not a string: already a problem
     }
-    String region = configured.trim();
     String source = "";
     if (region.isEmpty()) {
       Optional<String> worker = environment.region().map(String::trim).filter(r -> !r.isEmpty());
       if (worker.isEmpty()) {
-        problems.add(
-            "region: not set; set worker.stages.ecr.region, worker.region or AWS_REGION to the"
-                + " region of the registry, e.g. eu-west-1");
+        s.problem("region", "not set; set worker.stages.ecr.region, worker.region or AWS_REGION"
+            + " to the region of the registry, e.g. eu-west-1");
         return null;
       }
       region = worker.get();
       source = " (from worker.region / AWS_REGION)";
     }
     if (!REGION.matcher(region).matches()) {
-      problems.add(
-          "region: '"
-              + region
-              + "'"
-              + source
-              + " is not an AWS region name; use one such as eu-west-1 or us-east-1 (lower case)");
+      s.problem("region", "'" + region + "'" + source + " is not an AWS region name; use one such"
+          + " as eu-west-1 or us-east-1 (lower case)");
       return null;
     }
     return region;
   }
 
-  private static List<String> registryIds(List<String> configured, List<String> problems) {
+  private static List<String> registryIds(StageSettings s, List<String> configured) {
     Set<String> ids = new LinkedHashSet<>();
     for (String id : configured) {
       String trimmed = id.trim();
       if (!ACCOUNT_ID.matcher(trimmed).matches()) {
-        problems.add(
-            "registry-ids: '"
-                + id
-                + "' is not a registry id; use the 12-digit AWS account id that owns the"
-                + " registry, e.g. \"123456789012\" (quoted, to keep leading zeros)");
+        s.problem("registry-ids", "'" + id + "' is not a registry id; use the 12-digit AWS"
+            + " account id that owns the registry, e.g. \"123456789012\" (quoted, to keep leading"
+            + " zeros)");
       } else if (!ids.add(trimmed)) {
-        problems.add("registry-ids: '" + trimmed + "' is listed twice; list each registry once");
+        s.problem("registry-ids", "'" + trimmed + "' is listed twice; list each registry once");
       }
     }
     return List.copyOf(ids);
   }
 
-  private static Optional<URI> endpoint(String value, List<String> problems) {
+  private static Optional<URI> endpoint(StageSettings s, String value) {
     String trimmed = value.trim();
     if (trimmed.isEmpty()) {
       return Optional.empty();
@@ -226,51 +180,36 @@ record EcrSettings(
     try {
       uri = new URI(trimmed);
     } catch (URISyntaxException e) {
-      problems.add("endpoint-override: '" + trimmed + "' is not a valid URL (" + e.getReason() + "); " + example);
+      s.problem("endpoint-override",
+          "'" + trimmed + "' is not a valid URL (" + e.getReason() + "); " + example);
       return Optional.empty();
     }
     String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
     if (!scheme.equals("https") && !scheme.equals("http")) {
-      problems.add(
-          "endpoint-override: '" + trimmed + "' must be an absolute http(s) URL; " + example);
+      s.problem("endpoint-override",
+          "'" + trimmed + "' must be an absolute http(s) URL; " + example);
       return Optional.empty();
     }
     if (uri.getHost() == null || uri.getHost().isEmpty()) {
-      problems.add("endpoint-override: '" + trimmed + "' has no valid host; " + example);
+      s.problem("endpoint-override", "'" + trimmed + "' has no valid host; " + example);
       return Optional.empty();
     }
     if (uri.getRawUserInfo() != null || uri.getRawQuery() != null || uri.getRawFragment() != null) {
-      problems.add(
-          "endpoint-override: must not contain user info, a query or a fragment; give only scheme,"
-              + " host and port, "
-              + example);
+      s.problem("endpoint-override", "must not contain user info, a query or a fragment; give"
+          + " only scheme, host and port, " + example);
       return Optional.empty();
     }
     if (uri.getRawPath() != null && !uri.getRawPath().isEmpty() && !uri.getRawPath().equals("/")) {
-      problems.add(
-          "endpoint-override: '" + trimmed + "' has a path; ECR's API lives at the root, " + example);
+      s.problem("endpoint-override",
+          "'" + trimmed + "' has a path; ECR's API lives at the root, " + example);
       return Optional.empty();
     }
     if (scheme.equals("http") && !LOOPBACK_HOSTS.contains(uri.getHost().toLowerCase(Locale.ROOT))) {
       // The answer carries the registry password; over plain http anyone on the path reads it.
-      problems.add(
-          "endpoint-override: plain http is allowed only on loopback (127.0.0.1, localhost, [::1])"
-              + " since ECR's answer carries the registry password; use https");
+      s.problem("endpoint-override", "plain http is allowed only on loopback (127.0.0.1,"
+          + " localhost, [::1]) since ECR's answer carries the registry password; use https");
       return Optional.empty();
     }
     return Optional.of(URI.create(scheme + "://" + uri.getRawAuthority()));
-  }
-
-  private static <T> T read(
-      Config config, String key, String expected, List<String> problems, Function<String, T> getter) {
-    try {
-      return getter.apply(key);
-    } catch (ConfigException.Missing e) {
-      problems.add(key + ": missing; expected " + expected);
-    } catch (ConfigException e) {
-      // Typesafe's own message names the file and line, which is what an operator needs.
-      problems.add(key + ": expected " + expected + " (" + e.getMessage() + ")");
-    }
-    return null;
   }
 }

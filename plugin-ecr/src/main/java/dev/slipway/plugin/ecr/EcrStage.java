@@ -1,6 +1,5 @@
 package dev.slipway.plugin.ecr;
 
-import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.JobContext;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
@@ -17,12 +16,6 @@ import java.util.List;
  * job. Holds no per-job state, so one instance serves concurrent jobs.
  */
 final class EcrStage implements Stage {
-  static final String AUTH_FAILED = "ecr.auth-failed";
-  static final String UNREACHABLE = "ecr.unreachable";
-  static final String UNAVAILABLE = "ecr.unavailable";
-  static final String INVALID_RESPONSE = "ecr.invalid-response";
-  static final String FAILED = "ecr.failed";
-
   private final EcrSettings settings;
   private final EcrAuthClient client;
   private final TokenCache cache;
@@ -120,27 +113,23 @@ final class EcrStage implements Stage {
         failure.attempts() > 0
             ? failure.attempts() + (failure.attempts() == 1 ? " attempt" : " attempts")
             : "";
-    String code;
-    ErrorKind kind;
+    EcrErrors code;
     String message;
     switch (failure.reason()) {
       case NO_CREDENTIALS -> {
-        code = AUTH_FAILED;
-        kind = ErrorKind.CONFIGURATION;
+        code = EcrErrors.AUTH_FAILED;
         message = "no AWS credentials for ECR: " + detail + "; set AWS_ACCESS_KEY_ID and"
             + " AWS_SECRET_ACCESS_KEY (environment or .env), AWS_PROFILE, or give the worker an"
             + " instance or task role";
       }
       case CREDENTIALS_REFUSED -> {
-        code = AUTH_FAILED;
-        kind = ErrorKind.CONFIGURATION;
+        code = EcrErrors.AUTH_FAILED;
         message = where + " refused the credentials, " + who + " (" + failure.errorCode() + ": "
             + detail + "); use a valid, unexpired key pair (with AWS_SESSION_TOKEN for temporary"
             + " keys, whose id starts with ASIA) for the account of the registry";
       }
       case ACCESS_DENIED -> {
-        code = AUTH_FAILED;
-        kind = ErrorKind.CONFIGURATION;
+        code = EcrErrors.AUTH_FAILED;
         message = where + " denied GetAuthorizationToken to " + who + " (" + failure.errorCode()
             + ": " + detail + "); allow ecr:GetAuthorizationToken (resource \"*\") to that principal"
             + (settings.registryIds().isEmpty()
@@ -148,8 +137,7 @@ final class EcrStage implements Stage {
                 : ", and check that registry-ids " + settings.registryIds() + " are registries it may use");
       }
       case UNREACHABLE -> {
-        code = UNREACHABLE;
-        kind = ErrorKind.EXTERNAL;
+        code = EcrErrors.UNREACHABLE;
         message = "cannot reach ECR at " + where + ": " + detail
             + (tries.isEmpty() ? "" : " (" + tries + ")")
             + "; check region and endpoint-override, the worker's network, DNS and proxy"
@@ -157,29 +145,25 @@ final class EcrStage implements Stage {
             + spec.apiCallTimeout().toMillis() + " ms)";
       }
       case UNAVAILABLE -> {
-        code = UNAVAILABLE;
-        kind = ErrorKind.EXTERNAL;
+        code = EcrErrors.UNAVAILABLE;
         message = "ECR at " + where + " failed GetAuthorizationToken (" + failure.errorCode() + ": "
             + detail + ")" + (tries.isEmpty() ? "" : " on all " + tries)
             + "; retry the job later, or raise max-attempts if ECR throttles the worker";
       }
       case INVALID_RESPONSE -> {
-        code = INVALID_RESPONSE;
-        kind = ErrorKind.EXTERNAL;
+        code = EcrErrors.INVALID_RESPONSE;
         message = "ECR at " + where + " answered GetAuthorizationToken with something else than a"
             + " token: " + detail + "; check that endpoint-override points at ECR's API";
       }
       default -> {
-        code = FAILED;
-        kind = ErrorKind.EXTERNAL;
+        code = EcrErrors.FAILED;
         message = "GetAuthorizationToken at " + where + " failed ("
             + (failure.errorCode().isEmpty() ? "" : failure.errorCode() + ": ") + detail + ")"
             + (settings.registryIds().isEmpty() ? "" : "; check registry-ids " + settings.registryIds());
       }
     }
     // Unreachable or failing ECR may recover: the orchestrator may send the job again.
-    boolean retryable = code.equals(UNREACHABLE) || code.equals(UNAVAILABLE);
-    return new StageException(code, kind, masked(message), failure, retryable);
+    return new StageException(code, masked(message), failure, code.retryable());
   }
 
   /**

@@ -9,6 +9,7 @@ import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
 import dev.slipway.worker.api.WorkerEnvironment;
 import java.time.Clock;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -59,6 +60,11 @@ public final class EcrStageFactory implements StageFactory {
   /** How many tokens the factory's cache holds. */
   int cachedTokens() {
     return cache.size();
+  }
+
+  @Override
+  public List<EcrErrors> errorCodes() {
+    return List.of(EcrErrors.values());
   }
 
   @Override

@@ -48,7 +48,7 @@ class EcrDefaultChainTest {
           assertThrows(StageException.class, () -> stage.execute(EcrTestSupport.context(workspace)));
       long millis = (System.nanoTime() - start) / 1_000_000;
 
-      assertEquals(EcrStage.AUTH_FAILED, e.code());
+      assertEquals("ecr.auth-failed", e.code());
       assertTrue(e.getMessage().startsWith("no AWS credentials for ECR: "), e::getMessage);
       assertTrue(e.getMessage().contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), e::getMessage);
       assertEquals(0, ecr.calls(), "nothing is sent unsigned");

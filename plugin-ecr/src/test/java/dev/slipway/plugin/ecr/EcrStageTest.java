@@ -253,8 +253,9 @@ class EcrStageTest {
                     environment(ecr).env(CredentialsSource.SECRET_ACCESS_KEY, "wrong-secret-key-0d9c7e"))) {
       StageException e = assertThrows(StageException.class, () -> stage.execute(context(workspace)));
 
-      assertEquals(EcrStage.AUTH_FAILED, e.code());
+      assertEquals("ecr.auth-failed", e.code());
       assertEquals(ErrorKind.CONFIGURATION, e.kind());
+      assertFalse(e.retryable(), "the same credentials fail the same way");
       assertTrue(e.getMessage().contains("refused the credentials"), e::getMessage);
       assertTrue(e.getMessage().contains("InvalidSignatureException"), e::getMessage);
       assertTrue(e.getMessage().contains("AKIA…IN01"), e::getMessage);
@@ -274,7 +275,7 @@ class EcrStageTest {
                     environment(ecr).env(CredentialsSource.ACCESS_KEY_ID, "AKIAUNKNOWNKEY000000"))) {
       StageException e = assertThrows(StageException.class, () -> stage.execute(context(workspace)));
 
-      assertEquals(EcrStage.AUTH_FAILED, e.code());
+      assertEquals("ecr.auth-failed", e.code());
       assertTrue(e.getMessage().contains("UnrecognizedClientException"), e::getMessage);
     }
   }
@@ -285,7 +286,7 @@ class EcrStageTest {
         Stage stage = stage(new EcrStageFactory(), ecr, "")) {
       StageException e = assertThrows(StageException.class, () -> stage.execute(context(workspace)));
 
-      assertEquals(EcrStage.AUTH_FAILED, e.code());
+      assertEquals("ecr.auth-failed", e.code());
       assertTrue(e.getMessage().contains("denied GetAuthorizationToken"), e::getMessage);
       assertTrue(e.getMessage().contains("AccessDeniedException"), e::getMessage);
       assertTrue(e.getMessage().contains("allow ecr:GetAuthorizationToken"), e::getMessage);
@@ -327,8 +328,9 @@ class EcrStageTest {
       StageException e = assertThrows(StageException.class, () -> stage.execute(context(workspace)));
       long millis = (System.nanoTime() - start) / 1_000_000;
 
-      assertEquals(EcrStage.UNREACHABLE, e.code());
+      assertEquals("ecr.unreachable", e.code());
       assertEquals(ErrorKind.EXTERNAL, e.kind());
+      assertTrue(e.retryable(), "an endpoint that cannot be reached may answer later");
       assertTrue(e.getMessage().contains("cannot reach ECR at http://127.0.0.1:" + port), e::getMessage);
       assertTrue(e.getMessage().contains("ConnectException"), e::getMessage);
       assertTrue(e.getMessage().contains("3 attempts"), e::getMessage);
@@ -345,7 +347,7 @@ class EcrStageTest {
       StageException e = assertThrows(StageException.class, () -> stage.execute(context(workspace)));
       long millis = (System.nanoTime() - start) / 1_000_000;
 
-      assertEquals(EcrStage.UNREACHABLE, e.code());
+      assertEquals("ecr.unreachable", e.code());
       assertTrue(e.getMessage().contains("no answer in time"), e::getMessage);
       assertTrue(millis < 5_000, "took " + millis + " ms");
       System.out.println("silent endpoint (api-call-timeout 1s) failed in " + millis + " ms");
@@ -358,7 +360,9 @@ class EcrStageTest {
         Stage stage = stage(new EcrStageFactory(), ecr, "max-attempts = 3")) {
       StageException e = assertThrows(StageException.class, () -> stage.execute(context(workspace)));
 
-      assertEquals(EcrStage.UNAVAILABLE, e.code());
+      assertEquals("ecr.unavailable", e.code());
+      assertEquals(ErrorKind.EXTERNAL, e.kind());
+      assertTrue(e.retryable(), "ECR failing on every attempt may recover");
       assertEquals(3, ecr.calls());
       assertTrue(e.getMessage().contains("ServerException"), e::getMessage);
       assertTrue(e.getMessage().contains("on all 3 attempts"), e::getMessage);
@@ -386,7 +390,8 @@ class EcrStageTest {
       RecordingJobContext context = context(workspace);
       StageException e = assertThrows(StageException.class, () -> stage.execute(context));
 
-      assertEquals(EcrStage.INVALID_RESPONSE, e.code(), e::getMessage);
+      assertEquals("ecr.invalid-response", e.code(), e::getMessage);
+      assertFalse(e.retryable(), e::getMessage);
       assertTrue(e.getMessage().contains(expected), e::getMessage);
       assertTrue(e.getMessage().contains("check that endpoint-override points at ECR's API"), e::getMessage);
       assertTrue(context.get(StageKeys.REGISTRY_CREDENTIALS).isEmpty());

@@ -1,12 +1,13 @@
 package dev.slipway.plugin.git;
 
-import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.JobContext;
 import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.StageOption;
+import dev.slipway.worker.api.StageOptions;
 import java.net.URI;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -22,16 +23,6 @@ import java.util.Optional;
 final class GitStage implements Stage {
   /** The checkout's folder inside the job's workspace. */
   static final String CHECKOUT_DIR = "src";
-
-  static final String INVALID_REQUEST = "git.invalid-request";
-  static final String AUTH_FAILED = "git.auth-failed";
-  static final String REPO_NOT_FOUND = "git.repo-not-found";
-  static final String BRANCH_NOT_FOUND = "git.branch-not-found";
-  static final String UNREACHABLE = "git.unreachable";
-  static final String SUBMODULE_REFUSED = "git.submodule-refused";
-  static final String CLONE_FAILED = "git.clone-failed";
-  static final String REPO_TOO_LARGE = "git.repo-too-large";
-  static final String COMMIT_NOT_FOUND = "git.commit-not-found";
 
   /** Real tokens are 40 characters and more. */
   private static final int MIN_MASKED_TOKEN = 8;
@@ -49,7 +40,20 @@ final class GitStage implements Stage {
   /** Refuses a request that could hurt the worker, before any network or disk work. */
   @Override
   public void validate(JobRequestView request) throws StageException {
+    validate(request, StageOptions.none());
+  }
+
+  /**
+   * Also checks the job's options against their declarations: the runtime has done so already,
+   * but a value out of range must not reach JGit whoever calls.
+   */
+  @Override
+  public void validate(JobRequestView request, StageOptions options) throws StageException {
     List<String> problems = new ArrayList<>();
+    for (StageOption option : GitStageFactory.OPTIONS) {
+      options.string(option.name()).flatMap(option::refusal)
+          .ifPresent(p -> problems.add("stage_options git." + option.name() + ": " + p));
+    }
     urls.problem(request.repoUrl()).ifPresent(p -> problems.add("repo_url: " + p));
     BranchNames.problem(request.branch()).ifPresent(p -> problems.add("branch: " + p));
     BranchNames.refProblem(request.ref()).ifPresent(p -> problems.add("ref: " + p));
@@ -65,8 +69,7 @@ final class GitStage implements Stage {
               + " ref)");
     }
     if (!problems.isEmpty()) {
-      throw new StageException(
-          INVALID_REQUEST, ErrorKind.INVALID_REQUEST, String.join("; ", problems));
+      throw new StageException(GitErrors.INVALID_REQUEST, String.join("; ", problems));
     }
   }
 
@@ -74,7 +77,12 @@ final class GitStage implements Stage {
   public void execute(JobContext context) throws StageException, InterruptedException {
     JobRequestView request = context.request();
     // Again here, so that no caller can reach the clone with a request validate() would refuse.
-    validate(request);
+    validate(request, context.options());
+    // A job's options win over the configuration; absent, the configuration holds.
+    int depth = context.options().integer(GitStageFactory.DEPTH.name()).map(Long::intValue)
+        .orElse(settings.depth());
+    boolean submodules = context.options().bool(GitStageFactory.SUBMODULES.name())
+        .orElse(settings.submodules());
     if (context.isCancelled()) {
       throw new InterruptedException("the job was cancelled before the clone started");
     }
@@ -90,8 +98,8 @@ final class GitStage implements Stage {
             commitSha,
             token,
             checkout,
-            settings.depth(),
-            settings.submodules(),
+            depth,
+            submodules,
             settings.connectTimeout(),
             urls,
             settings.maxCheckoutSize(),
@@ -108,7 +116,8 @@ final class GitStage implements Stage {
                     : request.branch().isEmpty()
                         ? " (default branch)"
                         : " (branch " + request.branch() + ")")
-                + (settings.depth() == 0 ? ", full history" : ", depth " + settings.depth())
+                + (depth == 0 ? ", full history" : ", depth " + depth)
+                + (submodules ? ", with submodules" : "")
                 + (token.isPresent() ? ", with token" : ""));
     long start = System.nanoTime();
     CloneResult result;
@@ -140,30 +149,29 @@ final class GitStage implements Stage {
     String branch = spec.branch();
     String detail = failure.getMessage() == null ? "" : failure.getMessage();
     String host = url.getHost() + (url.getPort() < 0 ? "" : ":" + url.getPort());
-    String code;
-    ErrorKind kind = ErrorKind.INVALID_REQUEST;
+    GitErrors code;
     String message;
     switch (failure.reason()) {
       case CREDENTIALS_MISSING -> {
-        code = AUTH_FAILED;
+        code = GitErrors.AUTH_FAILED;
         message =
             url + " requires credentials and the request has no github_token; pass a token that"
                 + " can read the repository";
       }
       case CREDENTIALS_REFUSED -> {
-        code = AUTH_FAILED;
+        code = GitErrors.AUTH_FAILED;
         message =
             url + " refused the github_token (HTTP 401); pass a valid, unexpired token that can"
                 + " read the repository";
       }
       case FORBIDDEN -> {
-        code = AUTH_FAILED;
+        code = GitErrors.AUTH_FAILED;
         message =
             url + " denied access (HTTP 403); pass a github_token whose owner may read the"
                 + " repository";
       }
       case REPOSITORY_NOT_FOUND -> {
-        code = REPO_NOT_FOUND;
+        code = GitErrors.REPO_NOT_FOUND;
         message =
             "no repository at "
                 + url
@@ -171,7 +179,7 @@ final class GitStage implements Stage {
                 + " token that cannot read it)";
       }
       case BRANCH_NOT_FOUND -> {
-        code = BRANCH_NOT_FOUND;
+        code = GitErrors.BRANCH_NOT_FOUND;
         message =
             (!spec.ref().isEmpty()
                     ? "ref '" + spec.ref() + "' does not exist in " + url
@@ -183,7 +191,7 @@ final class GitStage implements Stage {
       }
       case COMMIT_NOT_FOUND -> {
         // INVALID_REQUEST: the repository answered; the commit is not where the request says.
-        code = COMMIT_NOT_FOUND;
+        code = GitErrors.COMMIT_NOT_FOUND;
         message =
             (spec.commitSha().isEmpty()
                     ? "ref '" + spec.ref() + "' of " + url + " names no commit"
@@ -192,8 +200,7 @@ final class GitStage implements Stage {
                 + detail;
       }
       case UNREACHABLE -> {
-        code = UNREACHABLE;
-        kind = ErrorKind.EXTERNAL;
+        code = GitErrors.UNREACHABLE;
         message =
             "cannot reach "
                 + host
@@ -208,15 +215,15 @@ final class GitStage implements Stage {
         // repository is elsewhere. Nothing is transient, so a retry fails the same way; the
         // caller must send the repository's final URL, which then passes the allow-list check
         // that the redirect would have skipped.
-        code = INVALID_REQUEST;
+        code = GitErrors.INVALID_REQUEST;
         message = url + ": " + detail;
       }
       case SUBMODULE_REFUSED -> {
-        code = SUBMODULE_REFUSED;
+        code = GitErrors.SUBMODULE_REFUSED;
         message = "the repository's " + detail;
       }
       case TOO_LARGE -> {
-        code = REPO_TOO_LARGE;
+        code = GitErrors.REPO_TOO_LARGE;
         // INVALID_REQUEST, not EXTERNAL: the server did nothing wrong and nothing here is
         // transient. The size comes from the repository the request names, so the same request
         // fails the same way on every retry and on every worker with this limit; it passes only
@@ -234,16 +241,15 @@ final class GitStage implements Stage {
                 + " = "
                 + Sizes.format(settings.maxCheckoutSize())
                 + ", counts the data received and everything written to the checkout, .git"
-                + (settings.submodules() ? " and submodules" : "")
+                + (spec.submodules() ? " and submodules" : "")
                 + " included"
-                + (settings.depth() == 0 ? ", with the whole history (depth = 0)" : "")
+                + (spec.depth() == 0 ? ", with the whole history (depth = 0)" : "")
                 + ". Clone a smaller repository or branch, or raise "
                 + GitSettings.MAX_CHECKOUT_SIZE_KEY
                 + " in the worker's configuration";
       }
       default -> {
-        code = CLONE_FAILED;
-        kind = ErrorKind.EXTERNAL;
+        code = GitErrors.CLONE_FAILED;
         message = "cloning " + url + " failed: " + detail;
       }
     }
@@ -256,7 +262,6 @@ final class GitStage implements Stage {
             .map(t -> message.replace(t, "****"))
             .orElse(message);
     // A server that cannot be reached, or that broke a connection half-way, may answer later.
-    boolean retryable = code.equals(UNREACHABLE) || code.equals("git.clone-failed");
-    return new StageException(code, kind, masked, failure, retryable);
+    return new StageException(code, masked, failure, code.retryable());
   }
 }

@@ -7,7 +7,9 @@ import dev.slipway.worker.api.StageConfigException;
 import dev.slipway.worker.api.StageFactory;
 import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.StageOption;
 import dev.slipway.worker.api.WorkerEnvironment;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -17,6 +19,25 @@ import java.util.Set;
  * {@code reference.conf}.
  */
 public final class GitStageFactory implements StageFactory {
+  /** Most commits a job may ask for; more is a typo, and a full history is depth 0. */
+  static final int MAX_DEPTH = 1_000_000;
+
+  static final StageOption DEPTH =
+      StageOption.integer(
+          "depth",
+          0,
+          MAX_DEPTH,
+          "worker.stages.git.depth (1 unless configured)",
+          "commits of history to fetch for this job; 0 = full history");
+
+  static final StageOption SUBMODULES =
+      StageOption.bool(
+          "submodules",
+          "worker.stages.git.submodules (false unless configured)",
+          "whether this job also clones the repository's submodules, recursively; each submodule"
+              + " URL must pass the URL rules and the caller's allowed-repositories");
+
+  static final List<StageOption> OPTIONS = List.of(DEPTH, SUBMODULES);
 
   /** For {@link java.util.ServiceLoader}. */
   public GitStageFactory() {}
@@ -33,7 +54,17 @@ public final class GitStageFactory implements StageFactory {
 
   @Override
   public Stage create(Config config, WorkerEnvironment environment) throws StageConfigException {
-    return new GitStage(GitSettings.from(config), new JGitClient());
+    return new GitStage(GitSettings.from(config, environment), new JGitClient());
+  }
+
+  @Override
+  public List<StageOption> options() {
+    return OPTIONS;
+  }
+
+  @Override
+  public List<GitErrors> errorCodes() {
+    return List.of(GitErrors.values());
   }
 
   @Override

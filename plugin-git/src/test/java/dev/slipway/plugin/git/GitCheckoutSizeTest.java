@@ -225,7 +225,7 @@ class GitCheckoutSizeTest {
 
     run(stage, ctx);
 
-    assertEquals(2L * 1024 * MIB, GitSettings.from(GitTestSupport.config("")).maxCheckoutSize());
+    assertEquals(2L * 1024 * MIB, GitTestSupport.settings(GitTestSupport.config("")).maxCheckoutSize());
     assertTrue(Files.exists(workspace.resolve("src/zeros.bin")));
   }
 

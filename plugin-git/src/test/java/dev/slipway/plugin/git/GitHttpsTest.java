@@ -120,6 +120,7 @@ class GitHttpsTest {
             () -> run(new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment()), ctx));
 
     assertEquals("git.clone-failed", e.code());
+    assertTrue(e.retryable());
     assertTrue(e.getMessage().startsWith("cloning " + url + " failed: "), e.getMessage());
     assertTrue(e.getMessage().contains("TLS with the server failed ("), e.getMessage());
     assertTrue(e.getMessage().contains("certificate that the worker's Java trust store accepts"), e.getMessage());

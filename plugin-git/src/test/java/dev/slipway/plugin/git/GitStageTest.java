@@ -149,6 +149,8 @@ class GitStageTest {
     StageException e = assertThrows(StageException.class, () -> run(stage(), ctx));
 
     assertEquals("git.auth-failed", e.code());
+    assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+    assertFalse(e.retryable(), "the same token fails the same way");
     assertTrue(e.getMessage().contains("refused the github_token"), e.getMessage());
     assertFalse(e.getMessage().contains("wrong-token"), e.getMessage());
   }
@@ -213,6 +215,7 @@ class GitStageTest {
 
     assertEquals("git.unreachable", e.code());
     assertEquals(ErrorKind.EXTERNAL, e.kind());
+    assertTrue(e.retryable(), "a server that cannot be reached may answer later");
     assertTrue(e.getMessage().contains("cannot reach 127.0.0.1:" + port + " (connection refused)"), e.getMessage());
   }
 

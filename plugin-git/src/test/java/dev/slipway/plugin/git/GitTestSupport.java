@@ -8,6 +8,7 @@ import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageConfigException;
 import dev.slipway.worker.api.StageKey;
+import dev.slipway.worker.api.StageOptions;
 import dev.slipway.worker.api.WorkerEnvironment;
 import dev.slipway.worker.testkit.RecordingJobContext;
 import java.io.OutputStream;
@@ -36,6 +37,11 @@ final class GitTestSupport {
         .resolve();
   }
 
+  /** The settings {@code config} gives, read as the factory reads them. */
+  static GitSettings settings(Config config) throws StageConfigException {
+    return GitSettings.from(config, environment());
+  }
+
   static Stage stage(String hocon) throws StageConfigException {
     return new GitStageFactory().create(config(hocon), environment());
   }
@@ -46,7 +52,7 @@ final class GitTestSupport {
 
   /** Validates, then executes, as the runtime does. */
   static void run(Stage stage, JobContext context) throws Exception {
-    stage.validate(context.request());
+    stage.validate(context.request(), context.options());
     stage.execute(context);
   }
 
@@ -111,6 +117,11 @@ final class GitTestSupport {
     }
 
     @Override
+    public StageOptions options() {
+      return delegate.options();
+    }
+
+    @Override
     public Path workspace() {
       return delegate.workspace();
     }
@@ -166,6 +177,11 @@ final class GitTestSupport {
     @Override
     public JobRequestView request() {
       return delegate.request();
+    }
+
+    @Override
+    public StageOptions options() {
+      return delegate.options();
     }
 
     @Override

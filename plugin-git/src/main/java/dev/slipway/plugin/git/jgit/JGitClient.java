@@ -767,8 +767,9 @@ public final class JGitClient implements GitClient {
                     + ") may not be cloned for this job's caller: "
                     + refusal.get()
                     + "; the caller's allowed-repositories must allow every submodule the"
-                    + " repository has, or the worker must not clone submodules"
-                    + " (worker.stages.git.submodules = false)",
+                    + " repository has, or the job must not clone submodules (stage_options"
+                    + " git.submodules = false, or worker.stages.git.submodules = false for every"
+                    + " job)",
                 null);
           }
           connections.allow(checked);
