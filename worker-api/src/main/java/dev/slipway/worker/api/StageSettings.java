@@ -73,12 +73,21 @@ public final class StageSettings {
    * is missing or of the wrong type. Typesafe's own message names the file and line.
    */
   public <T> T read(String key, Function<String, T> getter, T fallback) {
+    return read(key, getter, fallback, "");
+  }
+
+  /**
+   * As {@link #read(String, Function, Object)}; a value of the wrong type is told what was
+   * expected, e.g. {@code "a duration such as 30s"}.
+   */
+  public <T> T read(String key, Function<String, T> getter, T fallback, String expected) {
     try {
       return getter.apply(key);
     } catch (ConfigException.Missing e) {
       problem(key, "is missing; the plugin's reference.conf should set it");
     } catch (ConfigException e) {
-      problem(key, e.getMessage());
+      problem(key, (expected.isEmpty() ? "" : "expected " + expected + " (") + e.getMessage()
+          + (expected.isEmpty() ? "" : ")"));
     }
     return fallback;
   }
@@ -105,12 +114,12 @@ public final class StageSettings {
   }
 
   public boolean bool(String key) {
-    return read(key, config::getBoolean, false);
+    return read(key, config::getBoolean, false, "true or false");
   }
 
   /** A whole number from {@code min} to {@code max}. */
   public int integer(String key, int min, int max) {
-    int value = read(key, config::getInt, min);
+    int value = read(key, config::getInt, min, "a whole number from " + min + " to " + max);
     if (value < min || value > max) {
       problem(key, value + " is not allowed; use " + min + " to " + max);
       return min;
@@ -120,7 +129,7 @@ public final class StageSettings {
 
   /** A number from {@code min} (excluded when {@code minExcluded}) to {@code max}. */
   public double number(String key, double min, boolean minExcluded, double max) {
-    double value = read(key, config::getDouble, max);
+    double value = read(key, config::getDouble, max, "a number such as " + max);
     if (!(minExcluded ? value > min : value >= min) || !(value <= max) || Double.isNaN(value)) {
       problem(key, value + " is not allowed; use a number " + (minExcluded ? "above " : "from ")
           + min + " to " + max);
@@ -131,7 +140,7 @@ public final class StageSettings {
 
   /** A size in bytes ({@code 2GiB}), at least {@code least}. */
   public long bytes(String key, long least) {
-    long value = read(key, config::getBytes, least);
+    long value = read(key, config::getBytes, least, "a size such as 2GiB or 512MiB");
     if (value < least) {
       problem(key, value + " bytes is not allowed; use at least " + least + " bytes, e.g. 2GiB");
       return least;
@@ -141,7 +150,8 @@ public final class StageSettings {
 
   /** A duration ({@code 30s}) from {@code least} to {@code most}. */
   public Duration duration(String key, Duration least, Duration most) {
-    Duration value = read(key, config::getDuration, least);
+    Duration value = read(key, config::getDuration, least,
+        "a duration such as 500ms, 30s or 10m");
     if (value.compareTo(least) < 0 || value.compareTo(most) > 0) {
       problem(key, human(value) + " is not allowed; use at least " + human(least)
           + (most.compareTo(Duration.ofDays(3650)) < 0 ? " and at most " + human(most) : ""));
@@ -157,7 +167,8 @@ public final class StageSettings {
 
   /** A list of strings, each without the white space around it. */
   public List<String> stringList(String key) {
-    return read(key, config::getStringList, List.<String>of()).stream().map(String::strip)
+    return read(key, config::getStringList, List.<String>of(), "a list of strings such as"
+        + " [\"a\", \"b\"]").stream().map(String::strip)
         .collect(Collectors.toList());
   }
 
@@ -175,7 +186,7 @@ public final class StageSettings {
     return fallback;
   }
 
-  /** Whether {@code key} is an object {@code { ... }}; a problem when it is set to anything else. */
+  /** Whether {@code key} is an object {@code { ... }}; a problem when it is anything else. */
   public boolean isObject(String key) {
     if (!config.hasPath(key)) {
       return false;
