@@ -25,7 +25,8 @@
 #   --network default|host|none  the network of RUN steps (default: the engine's default network;
 #                                host: the host's network, loopback services included; none: none)
 #   --target STAGE               the Dockerfile stage to build
-#   --platform OS/ARCH[/VARIANT] the platform to build for
+#   --platform OS/ARCH[/VARIANT] the platform to build for (buildctl: also a comma-separated list)
+#   --no-cache                   build without the cache: docker and buildctl get --no-cache
 #   --import-cache REF           docker: --cache-from REF; buildctl: --import-cache type=registry,ref=REF
 #                                (repeatable)
 #   --export-cache REF           buildctl only: --export-cache type=registry,ref=REF,mode=max
@@ -40,6 +41,9 @@
 #   DOCKER_HOST          the engine (default: the CLI's default)
 #   SLIPWAY_BUILDCTL     the buildctl program (default: buildctl on PATH)
 #   BUILDKIT_HOST        buildctl's default address
+#   DOCKER_CONFIG        the docker CLI's and buildctl's config directory, where both look up
+#                        registry credentials for FROM and the cache; the stage passes an empty one,
+#                        or one of the build's own with a single registry's auth, never the worker's
 #
 # Build argument values: with the docker backend they reach the docker CLI through its environment
 # (`docker build --build-arg NAME` reads NAME's value from there), so they appear in no process's
@@ -70,6 +74,7 @@ tlscacert=""
 tlscert=""
 tlskey=""
 export_cache=""
+no_cache=""
 build_args=()
 labels=()
 secrets=()
@@ -89,6 +94,7 @@ while (($# > 0)); do
   --network) need_value "$1" $# && network="$2" && shift 2 ;;
   --target) need_value "$1" $# && target="$2" && shift 2 ;;
   --platform) need_value "$1" $# && platform="$2" && shift 2 ;;
+  --no-cache) no_cache=1 && shift ;;
   --import-cache) need_value "$1" $# && import_caches+=("$2") && shift 2 ;;
   --export-cache) need_value "$1" $# && export_cache="$2" && shift 2 ;;
   --addr) need_value "$1" $# && addr="$2" && shift 2 ;;
@@ -171,6 +177,7 @@ build_with_docker() {
   [[ -n $network && $network != default ]] && args+=(--network "$network")
   [[ -n $target ]] && args+=(--target "$target")
   [[ -n $platform ]] && args+=(--platform "$platform")
+  [[ -n $no_cache ]] && args+=(--no-cache)
   local label ref name value_var
   for label in "${labels[@]+"${labels[@]}"}"; do args+=(--label "$label"); done
   for ref in "${import_caches[@]+"${import_caches[@]}"}"; do args+=(--cache-from "$ref"); done
@@ -210,6 +217,7 @@ build_with_buildctl() {
     --opt "filename=$(basename -- "$dockerfile")")
   [[ -n $target ]] && args+=(--opt "target=$target")
   [[ -n $platform ]] && args+=(--opt "platform=$platform")
+  [[ -n $no_cache ]] && args+=(--no-cache)
   case "$network" in
   host) args+=(--opt force-network-mode=host --allow network.host) ;;
   none) args+=(--opt force-network-mode=none) ;;

@@ -7,6 +7,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 
 /**
@@ -15,7 +16,8 @@ import java.util.TreeMap;
  * credentials, never anything not listed in {@link #PASSED_ENV}) and the job's build arguments,
  * whose values travel as {@code SLIPWAY_BUILD_ARG_<NAME>} so that they never show in build.sh's
  * arguments. Build secrets travel as files: build.sh gets {@code --secret KEY=FILE}, the path and
- * never the value, in neither its arguments nor its environment.
+ * never the value, in neither its arguments nor its environment; so do registry credentials, in a
+ * private {@code DOCKER_CONFIG} ({@link PrivateDockerConfig}).
  *
  * @param argv build.sh and its arguments
  * @param environment build.sh's complete environment
@@ -44,22 +46,27 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
    * @param worker the worker's environment, the source of {@link #PASSED_ENV}
    * @param image the name to build the image under: the job's private name, never the caller's
    * @param paths the Dockerfile and context, resolved
+   * @param choices the target, platform and cache use of this build
    * @param labels every label for the image
    * @param buildArgs the job's build arguments
    * @param secretFiles each build secret's key and the file that holds its value
    * @param uniqueName a name for this build, unique on the host
    * @param tmpDir a directory of this build's own, build.sh's {@code TMPDIR}
+   * @param dockerConfig the build's private Docker config with a registry's credentials, if an
+   *     earlier stage published any; else build.sh gets an empty one
    */
   static BuildCommand of(
       BuildkitSettings settings,
       WorkerEnvironment worker,
       String image,
       SourcePaths.Resolved paths,
+      BuildChoices choices,
       Map<String, String> labels,
       Map<String, String> buildArgs,
       Map<String, Path> secretFiles,
       String uniqueName,
-      Path tmpDir) {
+      Path tmpDir,
+      Optional<Path> dockerConfig) {
     List<String> argv = new ArrayList<>();
     argv.add(settings.script().toString());
     argv.add("--backend");
@@ -68,8 +75,11 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
       argv.add("--network");
       argv.add(settings.network().configName());
     }
-    settings.target().ifPresent(t -> add(argv, "--target", t));
-    settings.platform().ifPresent(p -> add(argv, "--platform", p));
+    choices.target().ifPresent(t -> add(argv, "--target", t));
+    choices.platform().ifPresent(p -> add(argv, "--platform", p));
+    if (choices.noCache()) {
+      argv.add("--no-cache");
+    }
     settings.addr().ifPresent(a -> add(argv, "--addr", a));
     settings.tls().caCert().ifPresent(f -> add(argv, "--tlscacert", f.toString()));
     settings.tls().cert().ifPresent(f -> add(argv, "--tlscert", f.toString()));
@@ -95,9 +105,10 @@ record BuildCommand(List<String> argv, Map<String, String> environment) {
     env.put("SLIPWAY_DOCKER_CLI", settings.dockerCli().toString());
     env.put("TMPDIR", tmpDir.toString());
     // Not the worker's home or docker config: their registry logins and credential helpers would
-    // let any job's FROM or --cache-from read private images that only the worker may.
+    // let any job's FROM or --cache-from read private images that only the worker may. The job's
+    // own registry credentials, if any, come in a config of the build's own with nothing else.
     env.put("HOME", tmpDir.toString());
-    env.put("DOCKER_CONFIG", tmpDir.resolve("docker-config").toString());
+    env.put("DOCKER_CONFIG", dockerConfig.orElse(tmpDir.resolve("docker-config")).toString());
     sortedArgs.forEach((name, value) -> env.put(BUILD_ARG_PREFIX + name, value));
     return new BuildCommand(argv, env);
   }

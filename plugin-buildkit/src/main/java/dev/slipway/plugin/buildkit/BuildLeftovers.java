@@ -1,6 +1,5 @@
 package dev.slipway.plugin.buildkit;
 
-import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.JobContext;
 import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.StageException;
@@ -36,12 +35,13 @@ import java.util.stream.Stream;
  *       and the pid's record, and processes that left the tree;
  *   <li>{@code image slipway.local/<job>-<hex>:build}: the private name the build tags;
  *   <li>{@code dir <path>}: a temporary directory of the build ({@code slipway-buildkit-<hex>},
- *       build.sh's TMPDIR and HOME) or of its secrets ({@code slipway-secrets-<hex>}, paths of
- *       files that hold values; the values are never in a record).
+ *       build.sh's TMPDIR and HOME), of its secrets ({@code slipway-secrets-<hex>}) or of its
+ *       private Docker config with a registry's credentials ({@code slipway-dockercfg-<hex>});
+ *       paths only, the values are never in a record.
  * </ul>
  *
  * Recovery removes only what looks like its own: a {@code slipway.local/} name, a directory whose
- * name has one of the two prefixes and 16 hex digits and is no symbolic link, processes whose
+ * name has one of the three prefixes and 16 hex digits and is no symbolic link, processes whose
  * arguments carry the unique name ({@code slipway-<job>-<8 hex>}).
  */
 final class BuildLeftovers {
@@ -50,9 +50,11 @@ final class BuildLeftovers {
   static final String DIR = "dir ";
   static final String BUILD_DIR_PREFIX = "slipway-buildkit-";
   static final String SECRETS_DIR_PREFIX = "slipway-secrets-";
+  static final String DOCKER_CONFIG_DIR_PREFIX = "slipway-dockercfg-";
 
   private static final Pattern OWN_DIR =
-      Pattern.compile("(" + BUILD_DIR_PREFIX + "|" + SECRETS_DIR_PREFIX + ")[0-9a-f]{16}");
+      Pattern.compile("(" + BUILD_DIR_PREFIX + "|" + SECRETS_DIR_PREFIX + "|" + DOCKER_CONFIG_DIR_PREFIX
+          + ")[0-9a-f]{16}");
   private static final Pattern UNIQUE_NAME = Pattern.compile("slipway-[A-Za-z0-9._-]+-[0-9a-f]{8}");
   private static final File DEV_NULL = new File("/dev/null");
   private static final SecureRandom RANDOM = new SecureRandom();
@@ -84,7 +86,7 @@ final class BuildLeftovers {
           PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
     } catch (IOException | UnsupportedOperationException e) {
       throw new StageException(
-          "build.tmp-failed", ErrorKind.INTERNAL, "cannot create a temporary directory " + dir + ": " + e, e);
+          BuildkitErrors.TMP_FAILED, "cannot create a temporary directory " + dir + ": " + e, e);
     }
   }
 
@@ -222,13 +224,28 @@ final class BuildLeftovers {
       log.line("left " + dir + " alone: not a directory");
       return;
     }
-    try (Stream<Path> walk = Files.walk(dir)) {
-      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-    } catch (IOException | UncheckedIOException e) {
-      log.line("could not remove " + dir + " entirely: " + e.getMessage());
+    if (!deleteTree(dir)) {
+      log.line("could not remove " + dir + " entirely");
       return;
     }
     log.line(Files.exists(dir, LinkOption.NOFOLLOW_LINKS) ? "could not remove " + dir
         : "removed the build's temporary directory " + dir);
+  }
+
+  /**
+   * Removes {@code dir} with everything in it, links not followed; best effort, never throws.
+   *
+   * @return false when walking it failed part-way
+   */
+  static boolean deleteTree(Path dir) {
+    if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+      return true;
+    }
+    try (Stream<Path> walk = Files.walk(dir)) {
+      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+      return true;
+    } catch (IOException | UncheckedIOException e) {
+      return false;
+    }
   }
 }

@@ -1,10 +1,8 @@
 package dev.slipway.plugin.buildkit;
 
-import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
@@ -15,14 +13,12 @@ import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Collections;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * A job's {@code build_secrets} as files, for BuildKit's {@code --secret id=KEY,src=FILE}: the only
@@ -83,7 +79,7 @@ final class BuildSecrets implements AutoCloseable {
    * @param secrets the job's build secrets, checked by {@link #problem}
    * @param makeDir makes the new, empty 0700 directory for the files (the stage notes it for
    *     crash recovery first); called only when there are secrets
-   * @throws StageException {@code build.tmp-failed} when the files cannot be written; nothing is
+   * @throws StageException {@link BuildkitErrors#TMP_FAILED} when the files cannot be written; nothing is
    *     left behind then
    */
   static BuildSecrets write(Map<String, Secret> secrets, DirMaker makeDir) throws StageException {
@@ -94,7 +90,7 @@ final class BuildSecrets implements AutoCloseable {
     // docker and buildctl read --secret as CSV: a path with a comma or quote would be misread.
     if (dir.toString().matches("(?s).*[,\"\n\r].*")) {
       delete(dir);
-      throw new StageException("build.tmp-failed", ErrorKind.INTERNAL,
+      throw new StageException(BuildkitErrors.TMP_FAILED,
           "the temporary directory " + dir.getParent() + " has a comma, quote or line break in its path, which"
               + " --secret id=KEY,src=FILE cannot carry; point java.io.tmpdir elsewhere");
     }
@@ -116,7 +112,7 @@ final class BuildSecrets implements AutoCloseable {
       delete(dir);
       // The message names the key at most, never the value.
       throw new StageException(
-          "build.tmp-failed", ErrorKind.INTERNAL, "cannot write build secret " + n + " to " + dir + ": "
+          BuildkitErrors.TMP_FAILED, "cannot write build secret " + n + " to " + dir + ": "
               + e.getClass().getSimpleName(), e);
     }
     return new BuildSecrets(Optional.of(dir), files);
@@ -144,15 +140,8 @@ final class BuildSecrets implements AutoCloseable {
     dir.ifPresent(BuildSecrets::delete);
   }
 
-  /** Removes {@code dir} with everything in it; best effort, never throws. */
+  /** Removes {@code dir} with everything in it; best effort (the stage's cleanup tries again). */
   static void delete(Path dir) {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> walk = Files.walk(dir)) {
-      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-    } catch (IOException | UncheckedIOException e) {
-      // Best effort; the stage's cleanup tries again.
-    }
+    BuildLeftovers.deleteTree(dir);
   }
 }

@@ -1,36 +1,26 @@
 package dev.slipway.plugin.buildkit;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigException;
-import com.typesafe.config.ConfigUtil;
-import com.typesafe.config.ConfigValue;
-import com.typesafe.config.ConfigValueType;
 import dev.slipway.worker.api.StageConfigException;
+import dev.slipway.worker.api.StageSettings;
 import dev.slipway.worker.api.WorkerEnvironment;
-import java.nio.file.Files;
-import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.TreeSet;
-import java.util.function.Function;
 import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 
 /**
- * The {@code worker.stages.buildkit} block, read and checked eagerly. {@link #from} reports every
- * problem at once; see {@code reference.conf} for what each key means.
+ * The {@code worker.stages.buildkit} block, read and checked eagerly through worker-api's {@link
+ * StageSettings}. {@link #from} reports every problem at once; see {@code reference.conf} for what
+ * each key means. {@code target} and {@code platform} are the defaults of the per-job options of
+ * the same names ({@link BuildChoices}).
  *
- * @param timeout how long one build may run before it is stopped
  * @param script build.sh, absolute
  * @param backend how the image is built
  * @param dockerCli the docker CLI, absolute
@@ -41,13 +31,13 @@ import java.util.stream.Collectors;
  * @param cacheExport a registry reference to export the cache to (buildctl only)
  * @param network the network of RUN steps
  * @param target the Dockerfile stage to build, when configured
- * @param platform the platform to build for, when configured
+ * @param platform the platform (or comma-separated platforms, buildctl only) to build for, when
+ *     configured
  * @param labels extra labels for every image, sorted by key
  * @param removeImage the deprecated {@code remove-image}, read so that old configurations still
  *     start, and otherwise ignored: the job-private name is always removed after the job
  */
 record BuildkitSettings(
-    Duration timeout,
     Path script,
     Backend backend,
     Path dockerCli,
@@ -69,19 +59,10 @@ record BuildkitSettings(
   static final String LABEL_CREATED = "org.opencontainers.image.created";
   private static final Set<String> OWN_LABELS = Set.of(LABEL_SOURCE, LABEL_REVISION, LABEL_CREATED);
 
-  private static final Set<String> KEYS =
-      Set.of(
-          "timeout", "script", "backend", "docker-cli", "docker-host", "addr", "tls", "cache",
-          "network", "target", "platform", "labels", "remove-image");
-  private static final Set<String> TLS_KEYS = Set.of("ca-cert", "cert", "key");
-  private static final Set<String> CACHE_KEYS = Set.of("import", "export");
-
   private static final Pattern DOCKER_HOST =
       Pattern.compile("(unix|tcp|ssh|fd)://\\S+");
   private static final Pattern BUILDKIT_ADDR =
       Pattern.compile("(unix|tcp|ssh|docker-container|podman-container|kube-pod|nerdctl-container)://\\S+");
-  private static final Pattern TARGET = Pattern.compile("[A-Za-z][A-Za-z0-9._-]*");
-  private static final Pattern PLATFORM = Pattern.compile("[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?");
   private static final Pattern LABEL_KEY = Pattern.compile("[^=\\p{Cntrl}\\s]+");
 
   BuildkitSettings {
@@ -154,7 +135,8 @@ record BuildkitSettings(
   }
 
   /**
-   * Reads the block.
+   * Reads the block. Unknown keys and {@code timeout} are the runtime's: it has refused the first
+   * and checked the second before a plugin sees the block, and it stops a stage that runs too long.
    *
    * @param config the {@code worker.stages.buildkit} block, defaults included
    * @param environment where relative paths resolve ({@link WorkerEnvironment#home()})
@@ -162,16 +144,11 @@ record BuildkitSettings(
    */
   static BuildkitSettings from(Config config, WorkerEnvironment environment)
       throws StageConfigException {
-    Reader r = new Reader(config, environment.home());
-    r.unknownKeys("", config, KEYS);
+    StageSettings r = new StageSettings(config, environment.home());
 
-    Duration timeout = r.read("timeout", config::getDuration, Duration.ofMinutes(30));
-    if (timeout.isNegative() || timeout.isZero()) {
-      r.problem("timeout", "must be positive, got " + timeout);
-    }
-    Path script = r.executable("script");
+    Optional<Path> script = r.executable("script");
     Backend backend = r.oneOf("backend", Backend.class, Backend.DOCKER);
-    Path dockerCli = r.executable("docker-cli");
+    Optional<Path> dockerCli = r.executable("docker-cli");
     Optional<String> dockerHost = r.optionalMatching("docker-host", DOCKER_HOST,
         "a Docker host such as 'unix:///var/run/docker.sock' or 'tcp://127.0.0.1:2376'");
     Optional<String> addr = r.optionalMatching("addr", BUILDKIT_ADDR,
@@ -179,7 +156,6 @@ record BuildkitSettings(
 
     Tls tls = Tls.NONE;
     if (r.isObject("tls")) {
-      r.unknownKeys("tls.", config.getConfig("tls"), TLS_KEYS);
       tls =
           new Tls(
               r.optionalReadableFile("tls.ca-cert"),
@@ -193,8 +169,7 @@ record BuildkitSettings(
     List<String> cacheImports = List.of();
     Optional<String> cacheExport = Optional.empty();
     if (r.isObject("cache")) {
-      r.unknownKeys("cache.", config.getConfig("cache"), CACHE_KEYS);
-      cacheImports = r.read("cache.import", config::getStringList, List.of());
+      cacheImports = r.stringList("cache.import");
       for (String ref : cacheImports) {
         ImageReference.problem(ref)
             .ifPresent(p -> r.problem("cache.import", "'" + ref + "': " + p));
@@ -204,11 +179,18 @@ record BuildkitSettings(
     }
 
     Network network = r.oneOf("network", Network.class, Network.DEFAULT);
-    Optional<String> target = r.optionalMatching("target", TARGET, "a Dockerfile stage name");
+    Optional<String> target = r.optionalMatching("target", BuildChoices.TARGET, BuildChoices.TARGET_EXPECTED);
     Optional<String> platform =
-        r.optionalMatching("platform", PLATFORM, "one platform such as 'linux/amd64' or 'linux/arm64/v8'");
-    Map<String, String> labels = r.labels("labels");
-    boolean removeImage = r.read("remove-image", config::getBoolean, true);
+        r.optionalMatching("platform", BuildChoices.PLATFORM, BuildChoices.PLATFORM_EXPECTED);
+    Map<String, String> labels = r.stringMap("labels");
+    for (String name : labels.keySet()) {
+      if (!LABEL_KEY.matcher(name).matches()) {
+        r.problem("labels." + name, "is not a valid label key (no '=', spaces or control characters)");
+      } else if (OWN_LABELS.contains(name)) {
+        r.problem("labels." + name, "is set by the stage on every image and cannot be configured");
+      }
+    }
+    boolean removeImage = r.bool("remove-image");
 
     if (backend == Backend.DOCKER) {
       String why = "only the buildctl backend uses it (backend = docker)";
@@ -218,153 +200,12 @@ record BuildkitSettings(
       }
       cacheExport.ifPresent(
           c -> r.problem("cache.export", why + "; the engine's embedded BuildKit cannot export a cache"));
+      platform.filter(p -> p.contains(",")).ifPresent(p -> r.problem("platform", "'" + p + "' is a list;"
+          + " the docker backend builds one platform at a time: give one, or use backend = buildctl"));
     }
     r.throwIfAny();
     return new BuildkitSettings(
-        timeout, script, backend, dockerCli, dockerHost, addr, tls, cacheImports, cacheExport,
-        network, target, platform, labels, removeImage);
-  }
-
-  /** Reads keys and gathers problems instead of stopping at the first. */
-  private static final class Reader {
-    private final Config config;
-    private final Path home;
-    private final List<String> problems = new ArrayList<>();
-
-    Reader(Config config, Path home) {
-      this.config = config;
-      this.home = home;
-    }
-
-    void problem(String key, String message) {
-      problems.add(key + ": " + message);
-    }
-
-    void throwIfAny() throws StageConfigException {
-      if (!problems.isEmpty()) {
-        throw new StageConfigException(problems);
-      }
-    }
-
-    <T> T read(String key, Function<String, T> getter, T fallback) {
-      try {
-        return getter.apply(key);
-      } catch (ConfigException.Missing e) {
-        problem(key, "is missing; the plugin's reference.conf should set it");
-      } catch (ConfigException e) {
-        problem(key, e.getMessage());
-      }
-      return fallback;
-    }
-
-    boolean isObject(String key) {
-      if (!config.hasPath(key)) {
-        return false;
-      }
-      ConfigValue value = config.getValue(key);
-      if (value.valueType() != ConfigValueType.OBJECT) {
-        problem(key, "must be an object { ... }, got " + value.valueType().name().toLowerCase(Locale.ROOT)
-            + " (" + value.origin().description() + ")");
-        return false;
-      }
-      return true;
-    }
-
-    void unknownKeys(String prefix, Config block, Set<String> known) {
-      for (String key : new TreeSet<>(block.root().keySet())) {
-        if (!known.contains(key)) {
-          problem(prefix + key, "unknown key (" + block.getValue(ConfigUtil.joinPath(key)).origin().description()
-              + "); the buildkit stage knows " + new TreeSet<>(known));
-        }
-      }
-    }
-
-    Optional<String> optionalString(String key) {
-      String value = read(key, config::getString, "").strip();
-      return value.isEmpty() ? Optional.empty() : Optional.of(value);
-    }
-
-    Optional<String> optionalMatching(String key, Pattern pattern, String expected) {
-      Optional<String> value = optionalString(key);
-      if (value.isPresent() && !pattern.matcher(value.get()).matches()) {
-        problem(key, "'" + value.get() + "' is not " + expected);
-      }
-      return value;
-    }
-
-    <E extends Enum<E>> E oneOf(String key, Class<E> type, E fallback) {
-      String value = read(key, config::getString, fallback.name());
-      for (E constant : type.getEnumConstants()) {
-        if (constant.name().equalsIgnoreCase(value)) {
-          return constant;
-        }
-      }
-      problem(key, "'" + value + "' is not one of "
-          + Arrays.stream(type.getEnumConstants())
-              .map(c -> c.name().toLowerCase(Locale.ROOT))
-              .collect(Collectors.joining(", ", "[", "]")));
-      return fallback;
-    }
-
-    Path path(String key, String value) {
-      try {
-        Path path = Path.of(value);
-        return (path.isAbsolute() ? path : home.resolve(path)).normalize();
-      } catch (InvalidPathException e) {
-        problem(key, "'" + value + "' is not a valid path: " + e.getReason());
-        return null;
-      }
-    }
-
-    Path executable(String key) {
-      Optional<String> value = optionalString(key);
-      if (value.isEmpty()) {
-        problem(key, "is empty; give the path of the program");
-        return null;
-      }
-      Path path = path(key, value.get());
-      if (path != null && !(Files.isRegularFile(path) && Files.isExecutable(path))) {
-        problem(key, path + (Files.exists(path) ? " is not an executable file" : " does not exist")
-            + (value.get().equals(path.toString()) ? "" : " (resolved against the worker's home " + home + ")"));
-      }
-      return path;
-    }
-
-    Optional<Path> optionalReadableFile(String key) {
-      Optional<String> value = optionalString(key);
-      if (value.isEmpty()) {
-        return Optional.empty();
-      }
-      Path path = path(key, value.get());
-      if (path != null && !(Files.isRegularFile(path) && Files.isReadable(path))) {
-        problem(key, path + (Files.exists(path) ? " is not a readable file" : " does not exist"));
-      }
-      return Optional.ofNullable(path);
-    }
-
-    Map<String, String> labels(String key) {
-      if (!isObject(key)) {
-        return Map.of();
-      }
-      Map<String, String> labels = new LinkedHashMap<>();
-      Config block = config.getConfig(key);
-      for (var entry : block.entrySet()) {
-        // Unquoted dotted keys (a.b = x) arrive as paths; quoted ones ("a.b" = x) as one element.
-        String name = String.join(".", ConfigUtil.splitPath(entry.getKey()));
-        ConfigValue value = entry.getValue();
-        if (value.valueType() == ConfigValueType.OBJECT || value.valueType() == ConfigValueType.LIST
-            || value.valueType() == ConfigValueType.NULL) {
-          problem(key + "." + name, "must be a string");
-          continue;
-        }
-        if (!LABEL_KEY.matcher(name).matches()) {
-          problem(key + "." + name, "is not a valid label key (no '=', spaces or control characters)");
-        } else if (OWN_LABELS.contains(name)) {
-          problem(key + "." + name, "is set by the stage on every image and cannot be configured");
-        }
-        labels.put(name, String.valueOf(value.unwrapped()));
-      }
-      return labels;
-    }
+        script.orElseThrow(), backend, dockerCli.orElseThrow(), dockerHost, addr, tls, cacheImports,
+        cacheExport, network, target, platform, labels, removeImage);
   }
 }

@@ -4,18 +4,18 @@ import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.JobContext;
 import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.RegistryCredentials;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.StageOptions;
 import dev.slipway.worker.api.WorkerEnvironment;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -28,29 +28,25 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * The {@code buildkit} stage: builds the job's image by running build.sh under a job-private name
  * ({@link PrivateImageName}), never the caller's {@code image_name}, streams its output into the
  * job's log, and publishes that name as {@link StageKeys#LOCAL_IMAGE}. The job's build secrets
- * reach BuildKit as files ({@link BuildSecrets}), never as arguments or environment. {@link
- * #cleanup} removes the private name and the secret files however the job ended; each of them, and
- * build.sh, is recorded before it is made, so that a worker started after a crash removes what a
- * killed worker left ({@link BuildLeftovers}).
+ * reach BuildKit as files ({@link BuildSecrets}), never as arguments or environment; so do the
+ * registry credentials an earlier stage published, for private base images ({@link
+ * PrivateDockerConfig}). {@link #cleanup} removes the private name and those files however the job
+ * ended; each of them, and build.sh, is recorded before it is made, so that a worker started after
+ * a crash removes what a killed worker left ({@link BuildLeftovers}).
  *
- * <p>Error codes: {@code build.invalid-request}, {@code build.invalid-path}, {@code
- * build.dockerfile-not-found}, {@code build.context-not-found}, {@code build.engine-unreachable},
- * {@code build.failed}, {@code build.timed-out}, {@code build.script-error}.
+ * <p>The stage has no timer of its own: at {@code timeout} the runtime cancels and interrupts it,
+ * which stops build.sh's whole process tree, and reports {@code worker.stage-timeout}. Error
+ * codes: {@link BuildkitErrors}.
  */
 final class BuildkitStage implements Stage {
-  static final String INVALID_REQUEST = "build.invalid-request";
-  static final String ENGINE_UNREACHABLE = "build.engine-unreachable";
-  static final String FAILED = "build.failed";
-  static final String TIMED_OUT = "build.timed-out";
-  static final String SCRIPT_ERROR = "build.script-error";
 
   /** How many of the last output lines a failure message quotes. */
   static final int TAIL_LINES = 20;
@@ -83,6 +79,9 @@ final class BuildkitStage implements Stage {
   /** The directory of this job's secret files while they exist, so cleanup can make sure they go. */
   static final StageKey<Path> SECRETS_DIR = StageKey.of("buildkit-secrets-dir", Path.class);
 
+  /** The build's private Docker config while it exists, so cleanup can make sure it goes. */
+  static final StageKey<Path> DOCKER_CONFIG_DIR = StageKey.of("buildkit-docker-config-dir", Path.class);
+
   private final BuildkitSettings settings;
   private final WorkerEnvironment environment;
   private final Clock clock;
@@ -96,11 +95,16 @@ final class BuildkitStage implements Stage {
   }
 
   @Override
+  public void validate(JobRequestView request, StageOptions options) throws StageException {
+    validate(request);
+    BuildChoices.of(settings, options);
+  }
+
+  @Override
   public void validate(JobRequestView request) throws StageException {
     var imageProblem = ImageReference.problem(request.imageName());
     if (imageProblem.isPresent()) {
-      throw new StageException(
-          INVALID_REQUEST, ErrorKind.INVALID_REQUEST, "image_name " + imageProblem.get());
+      throw new StageException(BuildkitErrors.INVALID_REQUEST, "image_name " + imageProblem.get());
     }
     SourcePaths.checkRelative("dockerfile_path", request.dockerfilePath());
     SourcePaths.checkRelative("context_dir", request.contextDir());
@@ -108,8 +112,7 @@ final class BuildkitStage implements Stage {
       String name = arg.getKey();
       if (!BUILD_ARG_NAME.matcher(name).matches()) {
         throw new StageException(
-            INVALID_REQUEST,
-            ErrorKind.INVALID_REQUEST,
+            BuildkitErrors.INVALID_REQUEST,
             "build_args: '"
                 + ImageReference.printable(name)
                 + "' is not a valid build argument name (letters, digits and '_', not starting with"
@@ -117,8 +120,7 @@ final class BuildkitStage implements Stage {
       }
       if (arg.getValue().indexOf('\0') >= 0 || arg.getValue().length() > MAX_BUILD_ARG_LENGTH) {
         throw new StageException(
-            INVALID_REQUEST,
-            ErrorKind.INVALID_REQUEST,
+            BuildkitErrors.INVALID_REQUEST,
             "build_args: the value of '"
                 + name
                 + "' has a NUL character or is longer than "
@@ -128,7 +130,7 @@ final class BuildkitStage implements Stage {
     }
     var secretsProblem = BuildSecrets.problem(request.buildSecrets());
     if (secretsProblem.isPresent()) {
-      throw new StageException(INVALID_REQUEST, ErrorKind.INVALID_REQUEST, secretsProblem.get());
+      throw new StageException(BuildkitErrors.INVALID_REQUEST, secretsProblem.get());
     }
   }
 
@@ -136,8 +138,22 @@ final class BuildkitStage implements Stage {
   public void execute(JobContext context) throws StageException, InterruptedException {
     JobRequestView request = context.request();
     validate(request);
+    BuildChoices choices = BuildChoices.of(settings, context.options());
+    // Only an auth stage that ran before this one has published credentials (pipeline
+    // [git, ecr, buildkit, docker-push]); they let FROM pull private base images of that registry.
+    Optional<RegistryCredentials> credentials = context.get(StageKeys.REGISTRY_CREDENTIALS);
+    if (credentials.isPresent()) {
+      var problem = PrivateDockerConfig.problem(credentials.get());
+      if (problem.isPresent()) {
+        throw new StageException(BuildkitErrors.INVALID_CREDENTIALS, problem.get());
+      }
+    }
     // Before anything runs: a RUN step that prints a secret, or an error that quotes one, is masked.
     request.buildSecrets().values().forEach(secret -> context.addSecret(secret.reveal()));
+    credentials.ifPresent(c -> {
+      context.addSecret(c.password().reveal());
+      context.addSecret(PrivateDockerConfig.auth(c));
+    });
     Path sourceDir = context.require(StageKeys.SOURCE_DIR);
     String commit = context.require(StageKeys.COMMIT_SHA);
     SourcePaths.Resolved paths =
@@ -157,10 +173,20 @@ final class BuildkitStage implements Stage {
     context.publish(BUILT_NAME, image);
     Path tmpDir = BuildLeftovers.createDir(context, BuildLeftovers.BUILD_DIR_PREFIX);
     BuildSecrets secrets = BuildSecrets.NONE;
+    Optional<PrivateDockerConfig> dockerConfig = Optional.empty();
     try {
       secrets = BuildSecrets.write(request.buildSecrets(),
           () -> BuildLeftovers.createDir(context, BuildLeftovers.SECRETS_DIR_PREFIX));
       secrets.dir().ifPresent(dir -> context.publish(SECRETS_DIR, dir));
+      if (credentials.isPresent()) {
+        // createDir records the directory before it makes it, and so before the file is written.
+        dockerConfig = Optional.of(PrivateDockerConfig.write(credentials.get(),
+            () -> {
+              Path dir = BuildLeftovers.createDir(context, BuildLeftovers.DOCKER_CONFIG_DIR_PREFIX);
+              context.publish(DOCKER_CONFIG_DIR, dir);
+              return dir;
+            }));
+      }
       String uniqueName = uniqueName(context.jobId());
       context.recordLeftover(BuildLeftovers.BUILD + uniqueName);
       BuildCommand command =
@@ -169,11 +195,13 @@ final class BuildkitStage implements Stage {
               environment,
               image,
               paths,
+              choices,
               labels,
               request.buildArgs(),
               secrets.files(),
               uniqueName,
-              tmpDir);
+              tmpDir,
+              dockerConfig.map(PrivateDockerConfig::dir));
       context
           .log()
           .line(
@@ -189,21 +217,26 @@ final class BuildkitStage implements Stage {
                   + relative(sourceDir, paths.contextDir())
                   + ", network "
                   + settings.network().configName()
+                  + choices.target().map(t -> ", target " + t).orElse("")
+                  + choices.platform().map(p -> ", platform " + p).orElse("")
+                  + (choices.noCache() ? ", no cache" : "")
                   + (secrets.files().isEmpty() ? "" : ", build secrets " + secrets.files().keySet())
+                  + credentials.map(c -> ", registry credentials for " + c.registry()).orElse("")
                   + ")");
       run(context, command, request, image);
     } finally {
       // The values are needed only while the build runs: gone before anything else happens.
       secrets.close();
-      deleteRecursively(tmpDir);
+      dockerConfig.ifPresent(PrivateDockerConfig::close);
+      BuildLeftovers.deleteTree(tmpDir);
     }
     context.publish(StageKeys.LOCAL_IMAGE, image);
   }
 
   /**
-   * Removes what the job left outside its workspace, however it ended: the secret files (already
-   * gone unless the build was cut off mid-way) and the private name the build was tagged with
-   * ({@code docker rmi}; the image's data goes with its last name). The push stage has pushed
+   * Removes what the job left outside its workspace, however it ended: the secret files and the
+   * private Docker config (already gone unless the build was cut off mid-way) and the private
+   * name the build was tagged with ({@code docker rmi}; the image's data goes with its last name). The push stage has pushed
    * from it by now, if the pipeline has one; an image built by a pipeline without a push is not
    * kept either, since nobody else may know its name. Never throws: a failure is logged to the job
    * and the worker carries on.
@@ -211,6 +244,7 @@ final class BuildkitStage implements Stage {
   @Override
   public void cleanup(JobContext context) {
     context.get(SECRETS_DIR).ifPresent(BuildSecrets::delete);
+    context.get(DOCKER_CONFIG_DIR).ifPresent(BuildLeftovers::deleteTree);
     context.get(BUILT_NAME).ifPresent(image -> {
       try {
         BuildLeftovers.RemoveResult result = leftovers.removeImage(image);
@@ -253,8 +287,10 @@ final class BuildkitStage implements Stage {
     try {
       process = builder.start();
     } catch (IOException e) {
+      // SCRIPT_ERROR is declared INTERNAL (build.sh refusing its arguments); a script that cannot
+      // be started at all has always been reported as the configuration's fault.
       throw new StageException(
-          SCRIPT_ERROR,
+          BuildkitErrors.SCRIPT_ERROR.code(),
           ErrorKind.CONFIGURATION,
           "cannot start " + settings.script() + ": " + e.getMessage(),
           e);
@@ -265,27 +301,14 @@ final class BuildkitStage implements Stage {
     Thread pump = pump(process.getInputStream(), context, tail);
     context.onCancel(() -> stop(tree, context));
 
-    boolean finished;
+    // No timer here: at the stage's timeout the runtime runs the cancel action (which stops the
+    // tree, so this wait ends) and interrupts this thread.
     try {
-      finished = process.waitFor(settings.timeout().toNanos(), TimeUnit.NANOSECONDS);
+      process.waitFor();
     } catch (InterruptedException e) {
       stop(tree, context);
       join(pump);
       throw e;
-    }
-    if (!finished) {
-      stop(tree, context);
-      join(pump);
-      if (context.isCancelled()) {
-        throw new InterruptedException("the job was cancelled during the build");
-      }
-      throw new StageException(
-          TIMED_OUT,
-          ErrorKind.EXTERNAL,
-          "the build ran longer than the stage's timeout of "
-              + human(settings.timeout())
-              + " and was stopped; last lines of its output:\n"
-              + tailText(tail, request));
     }
     // Stops anything build.sh left behind, and waits for a cancellation that is stopping the tree.
     stop(tree, context);
@@ -307,22 +330,20 @@ final class BuildkitStage implements Stage {
                   + " ms");
       return;
     }
-    throw failure(exit, tail, request);
+    throw failure(exit, tail, request, context);
   }
 
-  private StageException failure(int exit, OutputTail tail, JobRequestView request) {
+  private StageException failure(int exit, OutputTail tail, JobRequestView request, JobContext context) {
     List<String> lines = tail.lines();
-    String text = tailText(tail, request);
+    String text = tailText(tail, request, context.get(StageKeys.REGISTRY_CREDENTIALS));
     if (exit == EXIT_UNREACHABLE) {
       return new StageException(
-          ENGINE_UNREACHABLE,
-          ErrorKind.EXTERNAL,
+          BuildkitErrors.ENGINE_UNREACHABLE,
           "the " + engineName() + " cannot be reached:\n" + text, null, true);
     }
     if (exit == EXIT_USAGE) {
       return new StageException(
-          SCRIPT_ERROR,
-          ErrorKind.INTERNAL,
+          BuildkitErrors.SCRIPT_ERROR,
           settings.script() + " refused its arguments (exit 2):\n" + text);
     }
     boolean engineLost =
@@ -334,13 +355,11 @@ final class BuildkitStage implements Stage {
     }
     if (engineLost) {
       return new StageException(
-          ENGINE_UNREACHABLE,
-          ErrorKind.EXTERNAL,
+          BuildkitErrors.ENGINE_UNREACHABLE,
           "the " + engineName() + " went away during the build:\n" + text, null, true);
     }
     return new StageException(
-        FAILED,
-        ErrorKind.EXTERNAL,
+        BuildkitErrors.FAILED,
         "the image build failed (build.sh exit " + exit + "); last lines of its output:\n" + text);
   }
 
@@ -377,14 +396,19 @@ final class BuildkitStage implements Stage {
   }
 
   /**
-   * The tail for an error message, with the job's token and build secrets masked: the runtime
-   * masks messages too, but a message may be read where no runtime is.
+   * The tail for an error message, with the job's token, build secrets and registry credentials
+   * masked: the runtime masks messages too, but a message may be read where no runtime is.
    */
-  private static String tailText(OutputTail tail, JobRequestView request) {
+  private static String tailText(OutputTail tail, JobRequestView request,
+      Optional<RegistryCredentials> credentials) {
     String text = String.join("\n", tail.lines());
     List<String> secrets = new java.util.ArrayList<>();
     request.token().map(Secret::reveal).ifPresent(secrets::add);
     request.buildSecrets().values().forEach(s -> secrets.add(s.reveal()));
+    credentials.ifPresent(c -> {
+      secrets.add(c.password().reveal());
+      secrets.add(PrivateDockerConfig.auth(c));
+    });
     // Longest first, so that a secret that contains another is masked whole.
     secrets.sort(Comparator.comparingInt(String::length).reversed());
     for (String secret : secrets) {
@@ -449,14 +473,6 @@ final class BuildkitStage implements Stage {
     return "slipway-" + safe + "-" + HexFormat.of().formatHex(random);
   }
 
-  private static void deleteRecursively(Path dir) {
-    try (Stream<Path> walk = Files.walk(dir)) {
-      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-    } catch (IOException | UncheckedIOException e) {
-      // Best effort: the directory is in the system's temporary directory.
-    }
-  }
-
   private static String relative(Path root, Path path) {
     try {
       String rel = root.toRealPath().relativize(path).toString();
@@ -464,15 +480,5 @@ final class BuildkitStage implements Stage {
     } catch (IOException | IllegalArgumentException e) {
       return path.toString();
     }
-  }
-
-  static String human(Duration d) {
-    if (d.toMillis() % 60_000 == 0) {
-      return d.toMinutes() + "m";
-    }
-    if (d.toMillis() % 1000 == 0) {
-      return d.toSeconds() + "s";
-    }
-    return d.toMillis() + "ms";
   }
 }

@@ -1,6 +1,5 @@
 package dev.slipway.plugin.buildkit;
 
-import dev.slipway.worker.api.ErrorKind;
 import dev.slipway.worker.api.StageException;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -14,10 +13,6 @@ import java.nio.file.Path;
  * a symbolic link.
  */
 final class SourcePaths {
-  static final String INVALID_PATH = "build.invalid-path";
-  static final String DOCKERFILE_NOT_FOUND = "build.dockerfile-not-found";
-  static final String CONTEXT_NOT_FOUND = "build.context-not-found";
-
   /**
    * The resolved paths, both real (symbolic links followed) and inside the source tree.
    *
@@ -76,31 +71,28 @@ final class SourcePaths {
       root = sourceDir.toRealPath();
     } catch (IOException e) {
       throw new StageException(
-          "build.source-missing",
-          ErrorKind.INTERNAL,
+          BuildkitErrors.SOURCE_MISSING,
           "the source directory " + sourceDir + " published by an earlier stage cannot be read: " + e,
           e);
     }
 
-    Path context = real(root, relativeContext, "context_dir", contextDir, CONTEXT_NOT_FOUND);
+    Path context = real(root, relativeContext, "context_dir", contextDir, BuildkitErrors.CONTEXT_NOT_FOUND);
     if (!Files.isDirectory(context)) {
       throw new StageException(
-          CONTEXT_NOT_FOUND,
-          ErrorKind.INVALID_REQUEST,
+          BuildkitErrors.CONTEXT_NOT_FOUND,
           "context_dir '" + contextDir + "' is not a directory in the repository");
     }
     Path dockerfile =
-        real(root, relativeDockerfile, "dockerfile_path", dockerfilePath, DOCKERFILE_NOT_FOUND);
+        real(root, relativeDockerfile, "dockerfile_path", dockerfilePath, BuildkitErrors.DOCKERFILE_NOT_FOUND);
     if (!Files.isRegularFile(dockerfile)) {
       throw new StageException(
-          DOCKERFILE_NOT_FOUND,
-          ErrorKind.INVALID_REQUEST,
+          BuildkitErrors.DOCKERFILE_NOT_FOUND,
           "dockerfile_path '" + dockerfilePath + "' is not a file in the repository");
     }
     return new Resolved(dockerfile, context);
   }
 
-  private static Path real(Path root, Path relative, String field, String value, String notFoundCode)
+  private static Path real(Path root, Path relative, String field, String value, BuildkitErrors notFoundCode)
       throws StageException {
     Path real;
     try {
@@ -108,12 +100,10 @@ final class SourcePaths {
     } catch (NoSuchFileException e) {
       throw new StageException(
           notFoundCode,
-          ErrorKind.INVALID_REQUEST,
           field + " '" + ImageReference.printable(value) + "' does not exist in the repository");
     } catch (IOException e) {
       throw new StageException(
           notFoundCode,
-          ErrorKind.INVALID_REQUEST,
           field + " '" + ImageReference.printable(value) + "' cannot be read: " + e.getMessage());
     }
     if (!real.startsWith(root)) {
@@ -124,6 +114,6 @@ final class SourcePaths {
   }
 
   private static StageException invalid(String message) {
-    return new StageException(INVALID_PATH, ErrorKind.INVALID_REQUEST, message);
+    return new StageException(BuildkitErrors.INVALID_PATH, message);
   }
 }

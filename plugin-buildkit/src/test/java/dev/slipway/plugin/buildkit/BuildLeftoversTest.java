@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.slipway.worker.api.JobContext;
 import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.JobRequestView;
+import dev.slipway.worker.api.RegistryCredentials;
+import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
 import dev.slipway.worker.testkit.DockerEngine;
@@ -38,6 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
 class BuildLeftoversTest {
   private static final DockerEngine DOCKER = DockerEngine.fromEnvironment();
   private static final String SECRET = "leftover-secret-value-4c3b2a";
+  private static final String REGISTRY_PASSWORD = "leftover-registry-password-93ad";
 
   @TempDir Path tmp;
   private final List<String> images = new ArrayList<>();
@@ -153,6 +156,9 @@ class BuildLeftoversTest {
         + "RUN --mount=type=secret,id=npmrc test -s /run/secrets/npmrc\n");
     Checking job = new Checking(Fixtures.job(Fixtures.request(Fixtures.uniqueImage(),
         "Dockerfile", ".", Map.of(), Map.of("npmrc", SECRET)), workspace, source));
+    // An auth stage ran before the build: its credentials get a private Docker config of their own.
+    job.publish(StageKeys.REGISTRY_CREDENTIALS,
+        new RegistryCredentials("127.0.0.1:5000", "slipway", Secret.of(REGISTRY_PASSWORD)));
     BuildkitStage stage = stage();
     try {
       stage.execute(job);
@@ -166,10 +172,15 @@ class BuildLeftoversTest {
     assertEquals("image " + image, records.get(0));
     assertTrue(records.get(1).matches("dir .*/slipway-buildkit-[0-9a-f]{16}"), records.toString());
     assertTrue(records.get(2).matches("dir .*/slipway-secrets-[0-9a-f]{16}"), records.toString());
-    assertTrue(records.get(3).matches("build slipway-" + job.jobId() + "-[0-9a-f]{8}"),
+    assertTrue(records.get(3).matches("dir .*/slipway-dockercfg-[0-9a-f]{16}"), records.toString());
+    assertTrue(records.get(4).matches("build slipway-" + job.jobId() + "-[0-9a-f]{8}"),
         records.toString());
-    assertEquals(4, records.size(), records.toString());
+    assertEquals(5, records.size(), records.toString());
     assertFalse(String.join("\n", records).contains(SECRET), "no secret value in a record");
+    assertFalse(String.join("\n", records).contains(REGISTRY_PASSWORD), "no password in a record");
+    for (String dir : List.of(records.get(1), records.get(2), records.get(3))) {
+      assertFalse(Files.exists(Path.of(dir.substring(4))), "gone after the build: " + dir);
+    }
     assertFalse(String.join("\n", records).contains(Fixtures.TOKEN), "no token in a record");
     assertEquals(1, job.started.size(), "build.sh is reported to the runtime");
     // A normal end removed everything, so a later recovery finds nothing to do.
@@ -192,6 +203,8 @@ class BuildLeftoversTest {
     Files.createDirectories(buildDir.resolve("slipway-build-x/docker-config"));
     Path secretsDir = Files.createDirectories(tmp.resolve("slipway-secrets-fedcba9876543210"));
     Files.writeString(secretsDir.resolve("secret-1"), SECRET);
+    Path dockerConfigDir = Files.createDirectories(tmp.resolve("slipway-dockercfg-00aa11bb22cc33dd"));
+    Files.writeString(dockerConfigDir.resolve("config.json"), "{\"auths\":{}}");
     Path linked = Files.createDirectories(tmp.resolve("someone-elses"));
     Files.writeString(linked.resolve("keep"), "keep");
     Path link = Files.createSymbolicLink(tmp.resolve("slipway-secrets-00112233445566ff"), linked);
@@ -215,6 +228,7 @@ class BuildLeftoversTest {
         "image " + notPrivate,
         "dir " + buildDir,
         "dir " + secretsDir,
+        "dir " + dockerConfigDir,
         "dir " + link,
         "dir " + other,
         "dir relative/slipway-buildkit-0123456789abcdef",
@@ -233,6 +247,7 @@ class BuildLeftoversTest {
     assertTrue(DOCKER.imageExists(notPrivate), "only slipway.local/ names are removed");
     assertFalse(Files.exists(buildDir));
     assertFalse(Files.exists(secretsDir));
+    assertFalse(Files.exists(dockerConfigDir), "a crashed build's registry credentials are removed");
     assertTrue(Files.isSymbolicLink(link) && Files.exists(linked.resolve("keep")),
         "a link is not followed");
     assertTrue(Files.isDirectory(other));
@@ -241,6 +256,7 @@ class BuildLeftoversTest {
     assertTrue(text.contains("removed the build's private image " + image), text);
     assertTrue(text.contains("removed the build's temporary directory " + buildDir), text);
     assertTrue(text.contains("removed the build's temporary directory " + secretsDir), text);
+    assertTrue(text.contains("removed the build's temporary directory " + dockerConfigDir), text);
     assertTrue(text.contains("left image " + notPrivate + " alone"), text);
     assertTrue(text.contains("left " + link + " alone"), text);
     assertTrue(text.contains("left " + other + " alone"), text);

@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.slipway.worker.api.ErrorKind;
+import dev.slipway.worker.api.RegistryCredentials;
+import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.api.StageKeys;
 import java.nio.file.Files;
@@ -92,6 +94,20 @@ class BuildScriptCommandTest {
     var request = Fixtures.request(IMAGE, "deploy/Dockerfile.app", "app", buildArgs, secrets);
     return Fixtures.job(request, workspace, source);
   }
+
+  /** A job with per-job options (names without {@code buildkit.}). */
+  private StreamingJobContext jobWithOptions(Map<String, String> options) {
+    var request = Fixtures.request(IMAGE, "deploy/Dockerfile.app", "app", Map.of());
+    return Fixtures.job(request, workspace, source, options);
+  }
+
+  /** The registry credentials an auth stage that ran before the build published. */
+  private static final RegistryCredentials CREDENTIALS =
+      new RegistryCredentials("registry.example.com:5000", "AWS", Secret.of("registry-password-7f3e9a1c"));
+
+  private static final String CREDENTIALS_JSON = "{\"auths\":{\"registry.example.com:5000\":{\"auth\":\""
+      + java.util.Base64.getEncoder().encodeToString("AWS:registry-password-7f3e9a1c".getBytes(
+          java.nio.charset.StandardCharsets.UTF_8)) + "\"}}}";
 
   /** The job-private name the stage built under, checked to be one and not the caller's. */
   private static String builtName(StreamingJobContext job) {
@@ -240,8 +256,115 @@ class BuildScriptCommandTest {
     assertTrue(build.env().get("DOCKER_CONFIG").startsWith(build.env().get("TMPDIR")),
         build.env().toString());
     assertEquals(build.env().get("TMPDIR"), build.env().get("HOME"));
+    assertEquals(java.util.Optional.empty(), build.dockerConfigSeen(), "no earlier stage published credentials");
     assertFalse(String.join(" ", build.argv()).contains("hello there"));
+    assertFalse(argv.contains("--no-cache"), "the cache is used unless a job says no-cache");
     assertNoSecrets(calls);
+  }
+
+  @Test
+  void perJobOptionsReplaceTheConfiguredTargetAndPlatformAndTurnTheCacheOff() throws Exception {
+    Map<String, Object> docker = map(
+        "script", fakes.recordingBuildScript.toString(), "docker-cli", fakes.docker.toString(),
+        "network", "none", "target", "runtime", "platform", "linux/amd64");
+    Fixtures.stage(docker, worker(), CLOCK).execute(
+        jobWithOptions(Map.of("target", "tests", "platform", "linux/arm64/v8", "no-cache", "true")));
+    List<String> dockerBuild = fakes.calls().get(2).argv();
+    assertEquals(List.of("--target", "tests", "--platform", "linux/arm64/v8", "--no-cache"),
+        dockerBuild.subList(dockerBuild.indexOf("--target"), dockerBuild.indexOf("--target") + 5), dockerBuild.toString());
+    assertEquals(1, dockerBuild.stream().filter("--target"::equals).count(), "the option replaces the configured target");
+
+    // Without options: what the configuration says.
+    FakePrograms others = new FakePrograms(tmp.resolve("fakes-2"));
+    Fixtures.stage(map("script", others.recordingBuildScript.toString(), "docker-cli", others.docker.toString(),
+            "network", "none", "target", "runtime", "platform", "linux/amd64"), worker(), CLOCK)
+        .execute(jobWithOptions(Map.of("no-cache", "false")));
+    List<String> configured = others.calls().get(2).argv();
+    assertTrue(String.join(" ", configured).contains("--target runtime --platform linux/amd64"), configured.toString());
+    assertFalse(configured.contains("--no-cache"), configured.toString());
+
+    // buildctl: --opt target= and platform= (a list is fine there), and buildctl's own --no-cache.
+    FakePrograms third = new FakePrograms(tmp.resolve("fakes-3"));
+    Map<String, Object> buildctl = buildctlConfig();
+    buildctl.put("script", third.recordingBuildScript.toString());
+    buildctl.put("docker-cli", third.docker.toString());
+    Fixtures.stage(buildctl, Fixtures.worker(Map.of("PATH", third.bin + ":" + System.getenv().getOrDefault("PATH", "/usr/bin:/bin"))), CLOCK)
+        .execute(jobWithOptions(Map.of("target", "tests", "platform", "linux/amd64,linux/arm64", "no-cache", "true")));
+    String build = third.calls().stream().filter(c -> c.argv().contains("build")).map(c -> String.join(" ", c.argv()))
+        .findFirst().orElseThrow();
+    assertTrue(build.contains("--opt target=tests --opt platform=linux/amd64,linux/arm64 --no-cache"), build);
+    assertFalse(build.contains("target=runtime"), build);
+  }
+
+  @Test
+  void publishedRegistryCredentialsReachBothBackendsInAPrivateDockerConfigOnly() throws Exception {
+    for (String backend : List.of("docker", "buildctl")) {
+      FakePrograms programs = new FakePrograms(tmp.resolve("creds-" + backend));
+      Map<String, Object> config = backend.equals("docker")
+          ? map("docker-cli", programs.docker.toString(), "network", "none") : buildctlConfig();
+      config.put("script", programs.recordingBuildScript.toString());
+      config.put("docker-cli", programs.docker.toString());
+      Path home = Files.createDirectories(tmp.resolve("worker-home-" + backend));
+      Files.createDirectories(home.resolve(".docker"));
+      Files.writeString(home.resolve(".docker/config.json"), "{\"auths\":{\"other.example.com\":{\"auth\":\"d29ya2VyOmxvZ2lu\"}}}");
+      var worker = Fixtures.worker(Map.of("PATH", programs.bin + ":" + System.getenv().getOrDefault("PATH", "/usr/bin:/bin"),
+          "HOME", home.toString(), "DOCKER_CONFIG", home.resolve(".docker").toString()));
+      var job = job(Map.of());
+      job.publish(StageKeys.REGISTRY_CREDENTIALS, CREDENTIALS);
+      Fixtures.stage(config, worker, CLOCK).execute(job);
+
+      List<FakePrograms.Call> calls = programs.calls();
+      FakePrograms.Call build = calls.stream().filter(c -> c.argv().contains("build")).findFirst().orElseThrow();
+      assertEquals(backend.equals("docker") ? "docker" : "buildctl", build.program());
+      assertEquals(java.util.Optional.of(CREDENTIALS_JSON), build.dockerConfigSeen(),
+          backend + ": the build saw exactly the one registry's auth");
+      assertEquals("600 700", build.dockerConfigModes(), backend);
+      Path dir = Path.of(build.env().get("DOCKER_CONFIG"));
+      assertTrue(dir.getFileName().toString().matches("slipway-dockercfg-[0-9a-f]{16}"), dir.toString());
+      assertFalse(dir.startsWith(workspace), "outside the workspace and the context: " + dir);
+      assertFalse(dir.startsWith(home), "never the worker's own docker config: " + dir);
+      assertFalse(Files.exists(dir), backend + ": removed right after the build: " + dir);
+      assertEquals(dir, job.get(BuildkitStage.DOCKER_CONFIG_DIR).orElseThrow());
+      // Recorded for crash recovery before it was made, before build.sh's own record.
+      List<String> records = job.leftovers();
+      assertTrue(records.indexOf("dir " + dir) >= 0 && records.indexOf("dir " + dir) < records.size() - 1,
+          records.toString());
+      assertTrue(records.get(records.size() - 1).startsWith("build "), records.toString());
+      String password = CREDENTIALS.password().reveal();
+      String auth = CREDENTIALS_JSON.replaceAll(".*\"auth\":\"([^\"]+)\".*", "$1");
+      assertTrue(job.secrets().containsAll(List.of(password, auth)), "both forms are masked");
+      for (FakePrograms.Call call : calls) {
+        assertFalse(call.raw().contains(password) || call.raw().contains(auth), call.program() + " got the credentials"
+            + " in its arguments or environment");
+        assertFalse(call.raw().contains(home.resolve(".docker").toString()), call.program() + " saw the worker's config");
+      }
+      for (String line : job.lines()) {
+        assertFalse(line.contains(password) || line.contains(auth), line);
+      }
+      assertTrue(String.join("\n", job.lines()).contains("registry credentials for registry.example.com:5000"),
+          job.lines().toString());
+      assertTrue(String.join("\n", records).indexOf(password) < 0, "no secret in a record");
+      assertNoSecrets(calls);
+    }
+  }
+
+  @Test
+  void credentialsThatNameNoRegistryHostAreRefusedBeforeTheBuild() throws Exception {
+    for (RegistryCredentials bad : List.of(
+        new RegistryCredentials("https://registry.example.com", "u", Secret.of("p-4d2f")),
+        new RegistryCredentials("registry.example.com/team", "u", Secret.of("p-4d2f")),
+        new RegistryCredentials("registry.example.com", "us:er", Secret.of("p-4d2f")))) {
+      var job = job(Map.of());
+      job.publish(StageKeys.REGISTRY_CREDENTIALS, bad);
+      StageException e = assertThrows(StageException.class, () ->
+          Fixtures.stage(map("script", fakes.recordingBuildScript.toString(), "docker-cli", fakes.docker.toString()),
+              worker(), CLOCK).execute(job));
+      assertEquals("build.invalid-credentials", e.code());
+      assertEquals(ErrorKind.CONFIGURATION, e.kind());
+      assertFalse(e.getMessage().contains("p-4d2f"), e.getMessage());
+      assertEquals(List.of(), fakes.calls(), "build.sh did not run");
+      assertEquals(List.of(), job.leftovers());
+    }
   }
 
   @Test

@@ -41,6 +41,18 @@ final class FakePrograms {
       return Files.readString(dir.resolve("secret-" + id), StandardCharsets.UTF_8);
     }
 
+    /** The {@code config.json} in {@code DOCKER_CONFIG} when this program ran, if there was one. */
+    java.util.Optional<String> dockerConfigSeen() throws IOException {
+      Path file = dir.resolve("docker-config.json");
+      return Files.exists(file) ? java.util.Optional.of(Files.readString(file, StandardCharsets.UTF_8))
+          : java.util.Optional.empty();
+    }
+
+    /** The octal modes of {@code DOCKER_CONFIG/config.json} and of its directory, e.g. {@code 600 700}. */
+    String dockerConfigModes() throws IOException {
+      return Files.readString(dir.resolve("docker-config-modes")).strip();
+    }
+
     /** The octal modes of secret {@code id}'s file and of its directory, e.g. {@code 600 700}. */
     String secretModes(String id) throws IOException {
       return (Files.readString(dir.resolve("mode-" + id)) + " " + Files.readString(dir.resolve("dirmode-" + id)))
@@ -68,7 +80,12 @@ final class FakePrograms {
             + "    cat \"$src\" >\"$d/secret-$sid\"; stat -c %a \"$src\" >\"$d/mode-$sid\"\n"
             + "    stat -c %a \"$(dirname \"$src\")\" >\"$d/dirmode-$sid\" ;;\n"
             + "  esac\n"
-            + "done\n";
+            + "done\n"
+            // What DOCKER_CONFIG held when the program ran: the registry credentials it could use.
+            + "if [ -n \"$DOCKER_CONFIG\" ] && [ -f \"$DOCKER_CONFIG/config.json\" ]; then\n"
+            + "  cat \"$DOCKER_CONFIG/config.json\" >\"$d/docker-config.json\"\n"
+            + "  stat -c %a \"$DOCKER_CONFIG/config.json\" \"$DOCKER_CONFIG\" | tr '\\n' ' ' >\"$d/docker-config-modes\"\n"
+            + "fi\n";
     buildctl =
         Fixtures.executable(
             bin,

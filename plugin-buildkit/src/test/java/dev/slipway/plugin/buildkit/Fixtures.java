@@ -6,6 +6,7 @@ import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageConfigException;
 import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.StageOptions;
 import dev.slipway.worker.api.WorkerEnvironment;
 import dev.slipway.worker.testkit.RecordingJobContext;
 import java.io.IOException;
@@ -106,16 +107,15 @@ final class Fixtures {
       Map<String, String> buildSecrets) {
     Map<String, Secret> secrets = new LinkedHashMap<>();
     buildSecrets.forEach((k, v) -> secrets.put(k, Secret.of(v)));
-    return new JobRequestView(
-        "job-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()),
-        "https://x-access-token:" + TOKEN + "@git.example.com/team/app.git",
-        "main",
-        Optional.of(Secret.of(TOKEN)),
-        image,
-        dockerfile,
-        context,
-        buildArgs,
-        secrets);
+    return JobRequestView.builder("https://x-access-token:" + TOKEN + "@git.example.com/team/app.git", image)
+        .jobId("job-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()))
+        .branch("main")
+        .token(Optional.of(Secret.of(TOKEN)))
+        .dockerfilePath(dockerfile)
+        .contextDir(context)
+        .buildArgs(buildArgs)
+        .buildSecrets(secrets)
+        .build();
   }
 
   /** The private names the stage builds under: {@code slipway.local/<job id>-<8 hex>:build}. */
@@ -124,7 +124,14 @@ final class Fixtures {
 
   /** A job whose git stage has published {@code source} and {@link #COMMIT}. */
   static StreamingJobContext job(JobRequestView request, Path workspace, Path source) {
-    RecordingJobContext recording = new RecordingJobContext(request, workspace);
+    return job(request, workspace, source, Map.of());
+  }
+
+  /** The same, with these per-job options for the stage (names without {@code buildkit.}). */
+  static StreamingJobContext job(JobRequestView request, Path workspace, Path source,
+      Map<String, String> options) {
+    RecordingJobContext recording =
+        new RecordingJobContext(request, workspace).options(StageOptions.of(options));
     recording.publish(StageKeys.SOURCE_DIR, source);
     recording.publish(StageKeys.COMMIT_SHA, COMMIT);
     return new StreamingJobContext(recording);

@@ -4,6 +4,7 @@ import dev.slipway.worker.api.JobContext;
 import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.StageKey;
+import dev.slipway.worker.api.StageOptions;
 import dev.slipway.worker.testkit.RecordingJobContext;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
@@ -34,6 +35,26 @@ final class StreamingJobContext implements JobContext {
   @Override
   public JobRequestView request() {
     return recording.request();
+  }
+
+  @Override
+  public StageOptions options() {
+    return recording.options();
+  }
+
+  @Override
+  public void recordLeftover(String what) {
+    recording.recordLeftover(what);
+  }
+
+  @Override
+  public void processStarted(ProcessHandle process) {
+    recording.processStarted(process);
+  }
+
+  /** What the stage recorded with {@link #recordLeftover}, in order. */
+  List<String> leftovers() {
+    return recording.leftovers();
   }
 
   @Override
