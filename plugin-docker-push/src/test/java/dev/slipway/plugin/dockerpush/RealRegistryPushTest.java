@@ -160,6 +160,35 @@ class RealRegistryPushTest {
   }
 
   @Test
+  void extraTagsArePushedAndEachServesTheMainTagsDigest() throws Exception {
+    String local = buildImage("extra");
+    String repository = repositoryOf(local);
+    String base = REGISTRY.address() + "/" + repository;
+    try (Stage stage = stage(settings())) {
+      RecordingJobContext job = Fixtures.job(Fixtures.request(repository + ":1", List.of("main", "latest")), local, tmp);
+      stage.validate(job.request());
+      long start = System.nanoTime();
+      stage.execute(job);
+      System.out.println("[figure] push under 1 + 2 extra tags: " + millisSince(start) + " ms");
+      stage.cleanup(job);
+
+      String digest = job.get(StageKeys.IMAGE_DIGEST).orElseThrow();
+      assertEquals(Optional.of(base + ":1"), job.get(StageKeys.IMAGE_URI));
+      assertEquals(Optional.of(List.of(base + ":main", base + ":latest")), job.get(StageKeys.EXTRA_IMAGE_URIS),
+          "one URI per extra tag, in the request's order");
+      for (String tag : List.of("1", "main", "latest")) {
+        assertEquals(Optional.of(digest), REGISTRY.manifestDigest(repository, tag),
+            "the registry serves the same manifest under " + tag);
+      }
+      for (String tag : List.of("1", "main", "latest")) {
+        assertFalse(DOCKER.imageExists(base + ":" + tag), "no destination name left: " + tag);
+      }
+      assertEquals(4, job.lines().stream().filter(l -> l.endsWith(": Layer already exists")).count(),
+          "each extra tag finds both layers already pushed: " + job.lines());
+    }
+  }
+
+  @Test
   void aSecondPushReusesTheLayersAlreadyInTheRegistry() throws Exception {
     String local = buildImage("again");
     String repository = repositoryOf(local);
