@@ -5,22 +5,28 @@ import dev.slipway.worker.api.StageException;
 import java.util.Optional;
 
 /**
- * Confirms a push with the registry itself: the digest it serves under the tag must be the one the
- * engine reported, and an extra tag must serve the main tag's. Only the registry's answer says what
- * a pull will get: a registry, or a proxy in front of it, may store something else, and a
- * concurrent push may move a tag.
+ * Confirms a push with the registry: the digest under the tag must be the one the engine reported,
+ * and an extra tag must serve the main tag's. With {@code digest-check = push} the engine's report
+ * is the registry's own answer to the manifest upload (its {@code Docker-Content-Digest}), taken
+ * as it is: no work for what the registry already said. With {@code registry}, or when the engine
+ * reported no digest, a manifest request asks what a pull will get, which also catches a proxy in
+ * front of the registry that stores something else.
  */
 final class DigestCheck {
   private final DockerPushSettings.Retry retry;
   private final RegistryClient registry;
+  private final DockerPushSettings.DigestSource source;
 
-  DigestCheck(DockerPushSettings.Retry retry, RegistryClient registry) {
+  DigestCheck(DockerPushSettings.Retry retry, RegistryClient registry,
+      DockerPushSettings.DigestSource source) {
     this.retry = retry;
     this.registry = registry;
+    this.source = source;
   }
 
   /**
-   * Asks the registry for the tag's digest and checks it against the engine's.
+   * The tag's digest: the engine's report of the registry's answer, or the registry's answer to a
+   * manifest request, checked against the engine's report.
    *
    * @param streamDigest the digest the engine reported for the push, if it did
    * @return the digest the registry serves
@@ -28,6 +34,9 @@ final class DigestCheck {
   String confirm(JobContext context, Destination destination, Optional<String> streamDigest, Cancellation cancellation)
       throws StageException, InterruptedException {
     ImageName.Target target = destination.target();
+    if (source == DockerPushSettings.DigestSource.PUSH && streamDigest.isPresent()) {
+      return streamDigest.get();
+    }
     Optional<String> served = served(destination, cancellation);
     if (served.isEmpty()) {
       throw new StageException(

@@ -37,6 +37,8 @@ import java.util.TreeSet;
  *     still start, and otherwise ignored: a job keeps its pushed names only when it sets the
  *     per-job option {@code docker-push.remove-local-tags=false}
  * @param registryTimeout how long one request to the registry's HTTP API may take
+ * @param digestCheck whether the digest the registry answered to the push is taken as it is, or
+ *     asked for again with a manifest request
  */
 record DockerPushSettings(
     Engine engine,
@@ -47,7 +49,19 @@ record DockerPushSettings(
     Retry retry,
     Duration progressInterval,
     boolean removeLocalTags,
-    Duration registryTimeout) {
+    Duration registryTimeout,
+    DigestSource digestCheck) {
+
+  /** Where a pushed tag's digest is confirmed. */
+  enum DigestSource {
+    /**
+     * The registry's own answer to the manifest upload, which the engine reports at the end of the
+     * push; a manifest request only when the engine reported none.
+     */
+    PUSH,
+    /** Always a manifest request to the registry after the push, as a pull would see it. */
+    REGISTRY
+  }
 
   /** The engine when neither the configuration nor DOCKER_HOST names one. */
   static final String DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock";
@@ -183,11 +197,12 @@ record DockerPushSettings(
     Duration progressInterval = r.duration("progress-interval", MIN_PROGRESS_INTERVAL);
     boolean removeLocalTags = r.bool("remove-local-tags");
     Duration registryTimeout = r.duration("registry-timeout", MIN_REGISTRY_TIMEOUT);
+    DigestSource digestCheck = r.oneOf("digest-check", DigestSource.class, DigestSource.PUSH);
 
     r.throwIfAny();
     return new DockerPushSettings(
         engine, registry, auth, insecure, tokenRealmHosts, retry, progressInterval, removeLocalTags,
-        registryTimeout);
+        registryTimeout, digestCheck);
   }
 
   private static Engine engine(StageSettings r, WorkerEnvironment environment) {

@@ -59,7 +59,7 @@ final class DockerPushStage implements Stage {
     this.engine = engine;
     this.localTags = new LocalTags(engine, locks);
     this.pushes = new PushWithRetries(settings, engine, registry, nanoTime);
-    this.digests = new DigestCheck(settings.retry(), registry);
+    this.digests = new DigestCheck(settings.retry(), registry, settings.digestCheck());
     this.nanoTime = nanoTime;
   }
 

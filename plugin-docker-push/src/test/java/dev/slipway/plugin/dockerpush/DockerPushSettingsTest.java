@@ -52,7 +52,7 @@ class DockerPushSettingsTest {
     assertEquals(
         Set.of("timeout", "docker-host", "registry", "auth.username", "auth.password", "insecure-registries",
             "token-realm-hosts", "retry.max-attempts", "retry.initial-backoff", "retry.max-backoff", "progress-interval",
-            "remove-local-tags", "registry-timeout"),
+            "remove-local-tags", "registry-timeout", "digest-check"),
         block.entrySet().stream().map(Map.Entry::getKey).collect(java.util.stream.Collectors.toSet()));
     for (var entry : block.entrySet()) {
       assertFalse(entry.getValue().origin().comments().isEmpty(), entry.getKey() + " has no comment in reference.conf");
@@ -176,7 +176,7 @@ class DockerPushSettingsTest {
         new DockerPushSettings.Engine("unix:///x", "test", Optional.empty()), Optional.empty(),
         Optional.of(new DockerPushSettings.StaticAuth("ci", Secret.of("x"))), Set.of(), Set.of(),
         new DockerPushSettings.Retry(1, Duration.ofSeconds(1), Duration.ofSeconds(1)), Duration.ofSeconds(1), true,
-        Duration.ofSeconds(1)), "the record keeps the rule too");
+        Duration.ofSeconds(1), DockerPushSettings.DigestSource.PUSH), "the record keeps the rule too");
   }
 
   @Test

@@ -69,7 +69,11 @@ class DockerPushStageTest {
         }
       }
     };
-    return new DockerPushStage(Fixtures.settings(overrides), engine, client, System::nanoTime, locks);
+    // These tests are about the registry's confirmation: digest-check = registry unless a test
+    // says otherwise.
+    Map<String, Object> settings = new java.util.LinkedHashMap<>(overrides);
+    settings.putIfAbsent("digest-check", "registry");
+    return new DockerPushStage(Fixtures.settings(settings), engine, client, System::nanoTime, locks);
   }
 
   /** The locks of this test's stages only, so that no other test's job can hold a name. */
@@ -88,6 +92,28 @@ class DockerPushStageTest {
     assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
     assertTrue(engine.calls.contains("tag team/app:1 registry.example.com/team/app:latest"), engine.calls.toString());
     assertEquals(List.of(Optional.empty()), engine.pushCredentials, "no credentials anywhere: anonymous push");
+    assertEquals(1, confirmations.get());
+  }
+
+  @Test
+  void withDigestCheckPushTheRegistrysAnswerToThePushIsTakenWithoutAskingAgain() throws Exception {
+    RecordingJobContext job = Fixtures.job(Fixtures.request("team/app:1", List.of("main")),
+        "team/app:1", workspace);
+    stage(map("registry", "registry.example.com", "digest-check", "push")).execute(job);
+
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
+    assertEquals(0, confirmations.get(), "no manifest request for a digest the push answered");
+  }
+
+  @Test
+  void withDigestCheckPushAPushThatReportedNoDigestIsStillConfirmed() throws Exception {
+    // An engine that says nothing of the digest (neither the status line nor the aux message).
+    engine.script = n -> FakeEngine.success(DIGEST).stream()
+        .filter(m -> m.digest().isEmpty() && !m.status().contains("digest:")).toList();
+    RecordingJobContext job = job("team/app:1");
+    stage(map("registry", "registry.example.com", "digest-check", "push")).execute(job);
+
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
     assertEquals(1, confirmations.get());
   }
 

@@ -403,7 +403,7 @@ class RealRegistryPushTest {
     String local = buildImage("mismatch");
     String forged = "sha256:" + "0".repeat(64);
     try (RegistryProxy proxy = RegistryProxy.start(REGISTRY.address()).overrideManifestDigest(forged);
-        Stage stage = stage(settings("registry", proxy.address()))) {
+        Stage stage = stage(settings("registry", proxy.address(), "digest-check", "registry"))) {
       RecordingJobContext job = job(repositoryOf(local) + ":1", local);
       StageException e = assertThrows(StageException.class, () -> stage.execute(job));
       stage.cleanup(job);
@@ -412,6 +412,24 @@ class RealRegistryPushTest {
       assertEquals(Optional.empty(), job.get(StageKeys.IMAGE_DIGEST));
       assertTrue(proxy.requests().stream().anyMatch(r -> r.startsWith("HEAD ") && r.contains("/manifests/1")),
           proxy.requests().toString());
+    }
+  }
+
+  @Test
+  void byDefaultTheRegistrysAnswerToThePushIsTheDigestAndNoManifestIsAskedFor() throws Exception {
+    String local = buildImage("answer");
+    try (RegistryProxy proxy = RegistryProxy.start(REGISTRY.address());
+        Stage stage = stage(settings("registry", proxy.address()))) {
+      String repository = repositoryOf(local);
+      RecordingJobContext job = job(repository + ":1", local);
+      stage.execute(job);
+      stage.cleanup(job);
+
+      assertEquals(REGISTRY.manifestDigest(repository, "1"), job.get(StageKeys.IMAGE_DIGEST));
+      assertTrue(proxy.requests().stream().anyMatch(r -> r.startsWith("PUT ") && r.contains("/manifests/1")),
+          proxy.requests().toString());
+      assertTrue(proxy.requests().stream().noneMatch(r -> r.startsWith("HEAD ") && r.contains("/manifests/")),
+          "no manifest request after the push: " + proxy.requests());
     }
   }
 
