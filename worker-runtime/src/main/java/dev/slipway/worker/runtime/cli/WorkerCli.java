@@ -6,6 +6,7 @@ import dev.slipway.worker.api.StageOption;
 import dev.slipway.worker.runtime.Worker;
 import dev.slipway.worker.runtime.WorkerOptions;
 import dev.slipway.worker.runtime.config.StartupException;
+import dev.slipway.worker.runtime.config.StartupPhases;
 import dev.slipway.worker.runtime.logging.Logging;
 import dev.slipway.worker.runtime.plugins.DiscoveredStage;
 import dev.slipway.worker.runtime.plugins.PluginRegistry;
@@ -43,6 +44,13 @@ public final class WorkerCli implements Callable<Integer> {
   @Spec
   CommandLine.Model.CommandSpec spec;
 
+  /** From the first line of {@link #run}: the phases of start-up, logged at debug once serving. */
+  private final StartupPhases phases;
+
+  WorkerCli(StartupPhases phases) {
+    this.phases = phases;
+  }
+
   /** Runs the command line and returns the exit code; {@code main} exits with it. */
   public static int run(String... args) {
     return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
@@ -52,8 +60,11 @@ public final class WorkerCli implements Callable<Integer> {
   public static int run(PrintWriter out, PrintWriter err, String... args) {
     // Quiet until `serve` applies worker.log.*: library DEBUG output (Netty dumps frames, which
     // hold request fields) must never reach a terminal by default.
+    StartupPhases phases = new StartupPhases();
     Logging.configure("text", "WARN");
-    CommandLine cli = new CommandLine(new WorkerCli());
+    phases.mark("log-init");
+    CommandLine cli = new CommandLine(new WorkerCli(phases));
+    phases.mark("picocli");
     cli.setOut(out);
     cli.setErr(err);
     cli.setExitCodeExceptionMapper(e -> e instanceof StartupException ? EXIT_CONFIG : 1);
@@ -88,9 +99,12 @@ public final class WorkerCli implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+      parent.phases.mark("cli");
       WorkerOptions options = WorkerOptions.fromProcess(parent.configFile());
-      Worker worker = Worker.prepare(options);
+      parent.phases.mark("options");
+      Worker worker = Worker.prepare(options, parent.phases);
       Logging.configure(worker.settings().logFormat(), worker.settings().logLevel());
+      parent.phases.mark("logging");
       CountDownLatch stopped = new CountDownLatch(1);
       // Installed before start, so that SIGTERM during start-up drains too (stop waits for it).
       Signals.onTermination(() -> {
@@ -105,6 +119,7 @@ public final class WorkerCli implements Callable<Integer> {
         worker.jobs().cancelAll();
       });
       worker.start();
+      LOG.debug("start-up phases: {}", parent.phases.summary());
       stopped.await();
       return 0;
     }
