@@ -1,0 +1,49 @@
+package dev.slipway.worker.runtime.config;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * How long each phase of start-up took: {@code bin/worker serve} logs them in one line at debug
+ * once it serves ({@code scripts/bench-startup.sh --phases} prints that line), so that a slower
+ * start can be traced to its phase without a profiler. Costs a {@link System#nanoTime} per mark.
+ */
+public final class StartupPhases {
+  private final long origin = System.nanoTime();
+  private final List<String> phases = new ArrayList<>();
+  private long last = origin;
+
+  /** Ends the phase that ran since the previous mark, or since this object was made. */
+  public synchronized void mark(String phase) {
+    long now = System.nanoTime();
+    phases.add(phase + " " + TimeUnit.NANOSECONDS.toMillis(now - last));
+    last = now;
+  }
+
+  /** Records a phase that {@code nanos} measured, without ending the current one. */
+  public synchronized void record(String phase, long nanos) {
+    phases.add(phase + " " + TimeUnit.NANOSECONDS.toMillis(nanos));
+  }
+
+  /**
+   * The phases in ms, in the order they were marked, then the time from the process's launch to
+   * now: {@code jvm 180, cli 40, ..., since launch 900}. "jvm" is the launch to the creation of
+   * this object: the JVM's own start, the boot layer and the main class.
+   */
+  public synchronized String summary() {
+    long sinceOrigin = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - origin);
+    // The process's start as the kernel recorded it, in clock ticks (10 ms): good enough here.
+    Long sinceLaunch = ProcessHandle.current().info().startInstant()
+        .map(start -> Duration.between(start, Instant.now()).toMillis()).orElse(null);
+    StringBuilder line = new StringBuilder();
+    if (sinceLaunch != null) {
+      line.append("jvm ").append(Math.max(0, sinceLaunch - sinceOrigin)).append(", ");
+    }
+    line.append(String.join(", ", phases));
+    line.append(sinceLaunch == null ? ", total " + sinceOrigin : ", since launch " + sinceLaunch);
+    return line.append(" (ms)").toString();
+  }
+}
