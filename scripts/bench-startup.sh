@@ -72,7 +72,8 @@ for run in $(seq "$RUNS"); do
   while [[ -z "$ready" ]]; do
     kill -0 "$pid" 2>/dev/null || { cat "$WORK/log"; echo "worker died" >&2; exit 1; }
     if [[ -z "$port" ]]; then
-      port=$(grep -oE 'listening on 127.0.0.1:[0-9]+' "$WORK/log" | grep -oE '[0-9]+$' || true)
+      # The whole line: a port read from a line still being written would be cut short.
+      port=$(grep -oE 'listening on 127.0.0.1:[0-9]+ ' "$WORK/log" | grep -oE '[0-9]+ $' | tr -d ' ' || true)
     fi
     if [[ -n "$port" ]] && curl -s --http2-prior-knowledge -X POST \
         -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @"$WORK/health.req" \
