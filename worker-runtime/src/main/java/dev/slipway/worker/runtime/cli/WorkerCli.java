@@ -63,6 +63,10 @@ public final class WorkerCli implements Callable<Integer> {
     StartupPhases phases = new StartupPhases();
     Logging.configure("text", "WARN");
     phases.mark("log-init");
+    Optional<Optional<Path>> serve = plainServe(args);
+    if (serve.isPresent()) {
+      return serve(serve.get(), phases, err);
+    }
     CommandLine cli = new CommandLine(new WorkerCli(phases));
     phases.mark("picocli");
     cli.setOut(out);
@@ -76,6 +80,59 @@ public final class WorkerCli implements Callable<Integer> {
       throw e;
     });
     return cli.execute(args);
+  }
+
+  /**
+   * The configuration file of a command line that only says "serve" ({@code serve},
+   * {@code --config F}, {@code serve -c F}, {@code --config=F serve}, or nothing: what
+   * bin/worker and a container run); empty for any other command line, which picocli parses.
+   * Why: picocli builds its model of every subcommand by reflection, from classes too old for the
+   * JVM's class-data cache, which took about a fifth of the worker's start-up for a parse that
+   * this does in a loop. Anything else (help, other options, argument files) goes to picocli as before.
+   */
+  static Optional<Optional<Path>> plainServe(String... args) {
+    boolean serve = false;
+    String config = null;
+    for (int i = 0; i < args.length; i++) {
+      String arg = args[i];
+      if (arg.equals("serve") && !serve) {
+        serve = true;
+      } else if ((arg.equals("--config") || arg.equals("-c")) && config == null
+          && i + 1 < args.length && plainValue(args[i + 1])) {
+        config = args[++i];
+      } else if (arg.startsWith("--config=") && config == null
+          && plainValue(arg.substring("--config=".length()))) {
+        config = arg.substring("--config=".length());
+      } else {
+        return Optional.empty();
+      }
+    }
+    return Optional.of(Optional.ofNullable(config).map(Path::of));
+  }
+
+  /** A value picocli would take as it is: not empty, not an option, not an argument file. */
+  private static boolean plainValue(String value) {
+    return !value.isEmpty() && !value.startsWith("-") && !value.startsWith("@");
+  }
+
+  /** `serve` without picocli, with the exit codes and messages {@link #run} gives it. */
+  private static int serve(Optional<Path> config, StartupPhases phases, PrintWriter err) {
+    WorkerCli parent = new WorkerCli(phases);
+    parent.config = config.orElse(null);
+    Serve serve = new Serve();
+    serve.parent = parent;
+    try {
+      return serve.call();
+    } catch (StartupException e) {
+      err.println("slipway: " + e.getMessage());
+      err.flush();
+      return EXIT_CONFIG;
+    } catch (Exception e) {
+      // What picocli prints for an unhandled exception: the stack trace.
+      e.printStackTrace(err);
+      err.flush();
+      return 1;
+    }
   }
 
   @Override
@@ -119,7 +176,9 @@ public final class WorkerCli implements Callable<Integer> {
         worker.jobs().cancelAll();
       });
       worker.start();
-      LOG.debug("start-up phases: {}", parent.phases.summary());
+      if (LOG.isDebugEnabled()) {
+        LOG.debug("start-up phases: {}", parent.phases.summary());
+      }
       stopped.await();
       return 0;
     }

@@ -1,7 +1,6 @@
 package dev.slipway.worker.runtime.config;
 
-import java.time.Duration;
-import java.time.Instant;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -29,21 +28,16 @@ public final class StartupPhases {
   }
 
   /**
-   * The phases in ms, in the order they were marked, then the time from the process's launch to
-   * now: {@code jvm 180, cli 40, ..., since launch 900}. "jvm" is the launch to the creation of
-   * this object: the JVM's own start, the boot layer and the main class.
+   * The phases in ms, in the order they were marked, then the time from the JVM's start to now:
+   * {@code jvm 180, log-init 40, ..., since launch 900 (ms)}. "jvm" is the JVM's start to the
+   * creation of this object: the JVM's own start, the boot layer and the main class.
    */
   public synchronized String summary() {
-    long sinceOrigin = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - origin);
-    // The process's start as the kernel recorded it, in clock ticks (10 ms): good enough here.
-    Long sinceLaunch = ProcessHandle.current().info().startInstant()
-        .map(start -> Duration.between(start, Instant.now()).toMillis()).orElse(null);
-    StringBuilder line = new StringBuilder();
-    if (sinceLaunch != null) {
-      line.append("jvm ").append(Math.max(0, sinceLaunch - sinceOrigin)).append(", ");
-    }
-    line.append(String.join(", ", phases));
-    line.append(sinceLaunch == null ? ", total " + sinceOrigin : ", since launch " + sinceLaunch);
-    return line.append(" (ms)").toString();
+    long now = System.nanoTime();
+    // Read only for this line: java.management is no part of a start-up that does not log it.
+    long uptime = ManagementFactory.getRuntimeMXBean().getUptime();
+    long sinceOrigin = TimeUnit.NANOSECONDS.toMillis(now - origin);
+    return "jvm " + Math.max(0, uptime - sinceOrigin) + ", " + String.join(", ", phases)
+        + ", since launch " + uptime + " (ms)";
   }
 }
