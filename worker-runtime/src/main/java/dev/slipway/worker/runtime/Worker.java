@@ -66,6 +66,8 @@ public final class Worker implements AutoCloseable {
   private Registrar registrar;
   private ManagedChannel ownChannel;
   private boolean stopped;
+  /** Initialising the server's classes (see {@link WorkerServer#warmUp}); null when not. */
+  private Thread warmUp;
 
   private Worker(WorkerSettings settings, Config config, PluginRegistry plugins,
       Pipeline pipeline, Function<String, Channel> channels, List<String> secrets,
@@ -127,7 +129,21 @@ public final class Worker implements AutoCloseable {
       throws StartupException {
     PluginRegistry plugins = PluginRegistry.discover(options.pluginsDir());
     phases.mark("plugins");
-    return prepare(options, plugins, null, phases);
+    // The gRPC server's classes initialise on the other core while configuration and stages
+    // load (after the plugin folders, which keep both cores busy); start() waits for it.
+    Thread warmUp = new Thread(() -> {
+      try {
+        WorkerServer.warmUp();
+      } catch (RuntimeException | LinkageError e) {
+        // Only a head start: building the server says what is wrong, if anything is.
+        LOG.debug("warming up the gRPC server's classes failed", e);
+      }
+    }, "warm-up");
+    warmUp.setDaemon(true);
+    warmUp.start();
+    Worker worker = prepare(options, plugins, null, phases);
+    worker.warmUp = warmUp;
+    return worker;
   }
 
   /**
@@ -214,6 +230,17 @@ public final class Worker implements AutoCloseable {
     // What a crashed predecessor left (processes, temp dirs, images, workspaces), before serving.
     jobs.removeLeftovers();
     phases.mark("leftovers");
+    if (warmUp != null) {
+      // Never two threads initialising the same classes: the server is built after it is done.
+      try {
+        warmUp.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted while starting", e);
+      }
+      warmUp = null;
+      phases.mark("warm-up");
+    }
     SecuritySettings security = settings.security();
     Optional<io.grpc.ServerCredentials> credentials;
     try {
