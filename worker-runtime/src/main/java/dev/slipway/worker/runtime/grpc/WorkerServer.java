@@ -150,6 +150,20 @@ public final class WorkerServer {
   private static final String PING = JobServiceGrpc.getPingMethod().getFullMethodName();
   private static final String HEALTH = io.grpc.health.v1.HealthGrpc.SERVICE_NAME + "/";
 
+  /**
+   * Initialises the classes the server is built from (Netty's platform probing, the gRPC
+   * builder, the health and reflection services with their protobuf descriptors) and nothing
+   * else: no socket, no thread. A start-up runs it on a thread of its own while it reads plugins
+   * and configuration, and waits for it before building the server, so that no class is ever
+   * initialised by two threads at once.
+   */
+  public static void warmUp() {
+    NettyServerBuilder.forPort(0);
+    new HealthStatusManager().getHealthService().bindService();
+    ProtoReflectionServiceV1.newInstance().bindService();
+    JobServiceGrpc.getServiceDescriptor();
+  }
+
   /** Starts listening; health stays NOT_SERVING until {@link #markServing()}. */
   public void start() throws IOException {
     health.setStatus("", ServingStatus.NOT_SERVING);
