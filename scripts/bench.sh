@@ -52,7 +52,9 @@
 #   docker login --password-stdin REG      (a throwaway DOCKER_CONFIG per job)
 #   docker push REG/REPO:TAG
 # The worker's call includes its own clean-up (workspace, local tags); the raw side's clean-up
-# (rm -rf DIR, docker rmi) runs after its clock stops.
+# (rm -rf DIR, docker rmi) runs after its clock stops. After each worker job the script waits
+# until the worker's CPU time stops moving (work after the answer: a ready checkout for the next
+# job, deleting the last checkout), reported as worker.after_answer, before the raw side starts.
 #
 # At the end: a table, then a block between `--- summary ---` and `--- end ---` of `meta KEY=VALUE`
 # and `figure NAME key=value ...` lines (unit, rounds, worker.median/min/max, raw.median/min/max,
@@ -384,6 +386,34 @@ run_job() {
   JOB_DETAIL=$(grep -E '^(stage\.|duration_ms=)' "$out.result" | tr '\n' ' ')
 }
 
+# CPU ticks (user + system, clock ticks) of the processes this script started, children that
+# have ended included.
+cpu_ticks() {
+  local t=0 p s
+  for p in "${pids[@]+"${pids[@]}"}"; do
+    s=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + s))
+  done
+  printf '%s' "$t"
+}
+
+# Waits until the workers are idle: their CPU time unchanged over 300 ms, at most 60 s. A worker
+# may go on working after it has answered (a ready checkout for the next job, deleting the last
+# workspace); that work must neither overlap the other side's clock nor go unreported. Sets
+# SETTLE_SECONDS: how long the worker kept working after its answer (to the nearest 0.3 s).
+settle() {
+  local t0 before after
+  t0=$EPOCHREALTIME
+  before=$(cpu_ticks)
+  for _ in $(seq 200); do
+    sleep 0.3
+    after=$(cpu_ticks)
+    [[ $after == "$before" ]] && break
+    before=$after
+  done
+  SETTLE_SECONDS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f", b - a - 0.3}')
+}
+
 # A worker job: $1 port, $2 repo URL, $3 branch, $4 dockerfile ('' for a clone), $5 image name.
 JOBN=0
 worker_job() {
@@ -393,6 +423,8 @@ worker_job() {
     ${dockerfile:+--dockerfile "$dockerfile"} --token-env BENCH_GIT_TOKEN >"$WORK/job-$JOBN.req"
   run_job "$port" "$WORK/job-$JOBN.req" "$WORK/job-$JOBN"
   [[ -z $dockerfile ]] || printf '%s\n' "$image" >>"$WORK/pushed"
+  settle
+  JOB_DETAIL+="after_answer_ms=$(awk -v s="$SETTLE_SECONDS" 'BEGIN {printf "%d", s * 1000}') "
 }
 
 # The raw tools, timed: $1 repo URL, $2 branch, $3 dockerfile ('' to clone only), $4 image
@@ -650,6 +682,9 @@ SUMMARY="$WORK/summary"
     awk '{s = 0; d = 0; for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "duration_ms") d = kv[2]; else if (kv[1] ~ /^stage\./) s += kv[2] }
       printf "%.6f\n", (d - s) / 1000 }' "$WORK/fig/$fig.detail" >"$WORK/fig/$fig.outside"
     stages+=" worker.outside_stages.median=$(stats "$WORK/fig/$fig.outside" %.3f | cut -d' ' -f1)"
+    # Work the worker did after answering (see settle), off both clocks.
+    tr ' ' '\n' <"$WORK/fig/$fig.detail" | sed -n 's/^after_answer_ms=//p' | awk '{printf "%.6f\n", $1 / 1000}' >"$WORK/fig/$fig.after"
+    stages+=" worker.after_answer.median=$(stats "$WORK/fig/$fig.after" %.3f | cut -d' ' -f1)"
     echo "figure $fig unit=s rounds=$(wc -l <"$WORK/fig/$fig.w") worker.median=$wm worker.min=$wmin worker.max=$wmax raw.median=$rm raw.min=$rmin raw.max=$rmax ratio=$ratio pair_ratio.median=$pm pair_ratio.min=$pmin pair_ratio.max=$pmax worker.job_duration.median=$inner$stages"
   done <"$WORK/fig/order"
   for fig in startup-2stage startup-4stage rss-2stage rss-4stage; do
