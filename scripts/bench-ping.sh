@@ -38,7 +38,7 @@ CONF
 pids+=($!)
 port=""
 for _ in $(seq 300); do
-  port=$(grep -oE 'listening on 127.0.0.1:[0-9]+' "$WORK/worker.log" 2>/dev/null | grep -oE '[0-9]+$' || true)
+  port=$(grep -oE 'listening on 127.0.0.1:[0-9]+ ' "$WORK/worker.log" 2>/dev/null | grep -oE '[0-9]+ $' | tr -d ' ' || true)
   [[ -n "$port" && -s "$WORK/git.port" ]] && break
   sleep 0.1
 done

@@ -357,7 +357,7 @@ start_worker() {
   pids+=("$WORKER_PID")
   for _ in $(seq 600); do
     kill -0 "$WORKER_PID" 2>/dev/null || break
-    port=$(grep -oE 'listening on 127.0.0.1:[0-9]+' "$WORK/$name.log" 2>/dev/null | grep -oE '[0-9]+$' || true)
+    port=$(grep -oE 'listening on 127.0.0.1:[0-9]+ ' "$WORK/$name.log" 2>/dev/null | grep -oE '[0-9]+ $' | tr -d ' ' || true)
     [[ -n $port ]] && break
     sleep 0.1
   done
@@ -612,7 +612,7 @@ if wants startup; then
       while [[ -z $ready ]]; do
         kill -0 "$pid" 2>/dev/null || { tail -n 30 "$WORK/$kind.log" >&2; die "the $kind-stage worker exited during start-up"; }
         ((SECONDS < deadline)) || die "the $kind-stage worker was not SERVING within 60 s; see $WORK/$kind.log"
-        [[ -n $port ]] || port=$(grep -oE 'listening on 127.0.0.1:[0-9]+' "$WORK/$kind.log" 2>/dev/null | grep -oE '[0-9]+$' || true)
+        [[ -n $port ]] || port=$(grep -oE 'listening on 127.0.0.1:[0-9]+ ' "$WORK/$kind.log" 2>/dev/null | grep -oE '[0-9]+ $' | tr -d ' ' || true)
         if [[ -n $port ]] && curl -s --http2-prior-knowledge -X POST -H 'content-type: application/grpc' \
           -H 'te: trailers' --data-binary @"$WORK/health.req" -o "$WORK/health.out" \
           "http://127.0.0.1:$port/grpc.health.v1.Health/Check" 2>/dev/null &&

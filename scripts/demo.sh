@@ -120,7 +120,7 @@ pids+=("$worker_pid")
 WORKER_PORT=""
 for _ in $(seq 300); do
   kill -0 "$worker_pid" 2>/dev/null || break
-  WORKER_PORT=$(grep -oE 'listening on 127.0.0.1:[0-9]+' "$WORK/worker.log" 2>/dev/null | grep -oE '[0-9]+$' || true)
+  WORKER_PORT=$(grep -oE 'listening on 127.0.0.1:[0-9]+ ' "$WORK/worker.log" 2>/dev/null | grep -oE '[0-9]+ $' | tr -d ' ' || true)
   [[ -n "$WORKER_PORT" ]] && break
   sleep 0.1
 done
