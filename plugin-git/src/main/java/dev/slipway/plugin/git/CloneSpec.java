@@ -30,6 +30,7 @@ import java.util.function.Function;
  * @param repositoryCheck why the job's caller may not clone a submodule's URL (given as it would
  *     be fetched, relative URLs resolved, after {@code urlPolicy} passed it), or empty when it may:
  *     the runtime's {@code JobContext.repositoryRefusal}, asked before each submodule is fetched
+ * @param useCache whether this clone may go through the client's mirror cache, if it has one
  */
 public record CloneSpec(
     URI url,
@@ -43,7 +44,8 @@ public record CloneSpec(
     Duration timeout,
     UrlPolicy urlPolicy,
     long maxCheckoutSize,
-    Function<String, Optional<String>> repositoryCheck) {
+    Function<String, Optional<String>> repositoryCheck,
+    boolean useCache) {
 
   public CloneSpec {
     Objects.requireNonNull(url, "url");
@@ -64,6 +66,24 @@ public record CloneSpec(
     if (maxCheckoutSize <= 0) {
       throw new IllegalArgumentException("maxCheckoutSize must be more than 0: " + maxCheckoutSize);
     }
+  }
+
+  /** A clone that may use the client's cache. */
+  public CloneSpec(
+      URI url,
+      String branch,
+      String ref,
+      String commitSha,
+      Optional<Secret> token,
+      Path directory,
+      int depth,
+      boolean submodules,
+      Duration timeout,
+      UrlPolicy urlPolicy,
+      long maxCheckoutSize,
+      Function<String, Optional<String>> repositoryCheck) {
+    this(url, branch, ref, commitSha, token, directory, depth, submodules, timeout, urlPolicy,
+        maxCheckoutSize, repositoryCheck, true);
   }
 
   /** A clone of the tip of {@code branch}, no ref or exact commit. */

@@ -1,8 +1,12 @@
 package dev.slipway.plugin.git;
 
+import java.util.List;
+import java.util.function.Consumer;
+
 /**
- * The one git operation the stage needs, as small as jib's {@code DockerClient}: it keeps JGit's
- * types inside {@code dev.slipway.plugin.git.jgit} and lets the stage be tested with a fake.
+ * The git operation the stage needs, as small as jib's {@code DockerClient}, and the clean-up of
+ * what it keeps outside workspaces (the mirror cache): it keeps JGit's types inside {@code
+ * dev.slipway.plugin.git.jgit} and lets the stage be tested with a fake.
  */
 public interface GitClient {
 
@@ -24,4 +28,16 @@ public interface GitClient {
    */
   CloneResult cloneRepository(CloneSpec spec, CloneListener listener)
       throws CloneFailure, InterruptedException;
+
+  /**
+   * Removes what a clone of a worker that died left outside the workspace, from the records it
+   * made with {@link CloneListener#recordLeftover}; records of another kind are ignored.
+   *
+   * @param records the records of one dead job, oldest first
+   * @param log says what was removed
+   */
+  default void removeLeftovers(List<String> records, Consumer<String> log) {}
+
+  /** Releases what the client holds for the worker's lifetime (a maintenance thread). */
+  default void close() {}
 }
