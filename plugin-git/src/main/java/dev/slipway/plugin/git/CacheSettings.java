@@ -13,8 +13,11 @@ import java.util.Objects;
  * @param maxSize most bytes all mirrors together may take; least recently used ones go first
  * @param lockTimeout longest a job waits for a mirror another job is updating before it clones
  *     without the cache
+ * @param readyCheckouts whether a checkout of the commit each job got is made ahead, in the
+ *     background, for the next job for the same branch or ref and depth
  */
-public record CacheSettings(boolean enabled, Path dir, long maxSize, Duration lockTimeout) {
+public record CacheSettings(
+    boolean enabled, Path dir, long maxSize, Duration lockTimeout, boolean readyCheckouts) {
   public CacheSettings {
     Objects.requireNonNull(dir, "dir");
     Objects.requireNonNull(lockTimeout, "lockTimeout");
@@ -26,8 +29,8 @@ public record CacheSettings(boolean enabled, Path dir, long maxSize, Duration lo
     }
   }
 
-  /** No cache: every clone goes to the server alone. */
-  public static CacheSettings disabled(Path dir) {
-    return new CacheSettings(false, dir, Long.MAX_VALUE, Duration.ofMinutes(5));
+  /** With ready checkouts. */
+  public CacheSettings(boolean enabled, Path dir, long maxSize, Duration lockTimeout) {
+    this(enabled, dir, maxSize, lockTimeout, true);
   }
 }

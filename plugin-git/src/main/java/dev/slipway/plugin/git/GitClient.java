@@ -38,6 +38,12 @@ public interface GitClient {
    */
   default void removeLeftovers(List<String> records, Consumer<String> log) {}
 
+  /**
+   * Waits until the work the client does between jobs (repacks, ready checkouts) that was queued
+   * so far is done; for benchmarks and tests, which measure the next job.
+   */
+  default void awaitMaintenance() throws InterruptedException {}
+
   /** Releases what the client holds for the worker's lifetime (a maintenance thread). */
   default void close() {}
 }

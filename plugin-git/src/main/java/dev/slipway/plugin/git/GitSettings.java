@@ -107,7 +107,8 @@ record GitSettings(
     }
     long maxSize = s.bytes("cache.max-size", 1);
     Duration lockTimeout = s.duration("cache.lock-timeout", Duration.ZERO, Duration.ofHours(24));
-    return new CacheSettings(enabled, dir, maxSize, lockTimeout);
+    boolean ready = s.bool("cache.ready-checkouts");
+    return new CacheSettings(enabled, dir, maxSize, lockTimeout, ready);
   }
 
   private static List<String> schemes(StageSettings s, List<String> configured) {

@@ -156,6 +156,11 @@ final class GitStage implements Stage {
     client.close();
   }
 
+  /** Waits for the client's work between jobs; benchmarks and tests measure the next job. */
+  void awaitMaintenance() throws InterruptedException {
+    client.awaitMaintenance();
+  }
+
   /** The one place where clone failures become codes and messages that say what would be right. */
   private StageException error(
       CloneFailure failure, URI url, CloneSpec spec, Optional<Secret> token) {

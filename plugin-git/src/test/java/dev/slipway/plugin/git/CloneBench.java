@@ -21,14 +21,18 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * The clone alone, timed: {@code git clone --depth 1 --branch main} against the git stage, cold
- * (a mirror cache that has never seen the repository) and from its cache (unchanged, and after
- * one new commit), interleaved round by round, all against one {@link GitHttpServer} ({@code git
+ * The clone alone, timed: {@code git clone --depth 1 --branch main} against the git stage without
+ * its cache, cold (a mirror cache that has never seen the repository) and from its cache
+ * (unchanged, and after one new commit), interleaved round by round, all against one {@link GitHttpServer} ({@code git
  * http-backend} on 127.0.0.1, one process per request). Run by {@code scripts/bench-clone.sh}.
  *
  * <pre>
  * CloneBench [--rounds N] [--repo BARE_REPOSITORY_DIR] [--work DIR] [--verbose]
  * </pre>
+ *
+ * <p>After each of the stage's clones the bench waits until the stage's background work (making
+ * the next job's checkout ready, see the README) is done, as it would be between two jobs, and
+ * prints how long that took after the cold clone; it is not part of any clone's time.
  *
  * <p>Without {@code --repo} it makes a repository of a few thousand commits and a few tens of
  * megabytes. The stage runs in this JVM after one warm-up round, as it does in a worker that has
@@ -81,26 +85,36 @@ public final class CloneBench {
       String url = server.url(name);
       describe(bare, branch);
       Map<String, List<Long>> times = new LinkedHashMap<>();
-      for (String what : List.of("git clone --depth 1", "stage, cold", "stage, from the cache",
-          "stage, cache + 1 new commit")) {
+      for (String what : List.of("git clone --depth 1", "stage, cache off", "stage, cold",
+          "stage, from the cache", "stage, cache + 1 new commit", "  (background, after cold)")) {
         times.put(what, new ArrayList<>());
       }
       for (int round = 0; round <= rounds; round++) {
         Path dir = Files.createDirectories(work.resolve("round-" + round));
         long cli = cli(url, branch, dir.resolve("cli"));
-        Stage stage = stage(dir.resolve("cache"));
+        Stage off = stage(dir.resolve("no-cache"), false);
+        long uncached = stage(off, url, branch, dir.resolve("off"));
+        off.close();
+        Stage stage = stage(dir.resolve("cache"), true);
         long cold = stage(stage, url, branch, dir.resolve("cold"));
+        // As between two jobs: the stage's background work (the ready checkout) is done.
+        long background = idle(stage);
         long cached = stage(stage, url, branch, dir.resolve("cached"));
+        idle(stage);
         newCommit(work, bare, branch, round);
         long changed = stage(stage, url, branch, dir.resolve("changed"));
+        idle(stage);
         stage.close();
+        times.get("  (background, after cold)").add(background);
         deleteTree(dir);
         if (round == 0) {
-          System.out.printf("warm-up round (not counted): git %d ms, cold %d ms, cache %d ms,"
-              + " cache + commit %d ms%n", cli, cold, cached, changed);
+          System.out.printf("warm-up round (not counted): git %d ms, cache off %d ms, cold %d ms,"
+              + " cache %d ms, cache + commit %d ms, background after cold %d ms%n", cli,
+              uncached, cold, cached, changed, background);
           continue;
         }
         times.get("git clone --depth 1").add(cli);
+        times.get("stage, cache off").add(uncached);
         times.get("stage, cold").add(cold);
         times.get("stage, from the cache").add(cached);
         times.get("stage, cache + 1 new commit").add(changed);
@@ -195,8 +209,17 @@ public final class CloneBench {
         pack / 1048576.0);
   }
 
+  /**
+   * Writes dirty pages out before a timed clone, so that no clone pays for the writeback of the
+   * one before it (each writes some 40 MiB).
+   */
+  private static void settle() throws Exception {
+    new ProcessBuilder("sync").inheritIO().start().waitFor();
+  }
+
   /** {@code git clone --depth 1}, the token as a basic Authorization header, as the stage sends. */
   private static long cli(String url, String branch, Path dir) throws Exception {
+    settle();
     String basic = Base64.getEncoder().encodeToString(("x-access-token:" + TOKEN)
         .getBytes(StandardCharsets.UTF_8));
     ProcessBuilder pb = new ProcessBuilder("git", "clone", "-q", "--depth", "1", "--branch",
@@ -217,10 +240,11 @@ public final class CloneBench {
     return (System.nanoTime() - start) / 1_000_000;
   }
 
-  private static Stage stage(Path cache) throws Exception {
+  private static Stage stage(Path cache, boolean enabled) throws Exception {
     return new GitStageFactory().create(
         ConfigFactory.parseMap(Map.of("allowed-schemes", List.of("http"), "cache.dir",
-                cache.toString(), "max-checkout-size", "8GiB", "cache.max-size", "64GiB"))
+                cache.toString(), "max-checkout-size", "8GiB", "cache.max-size", "64GiB",
+                "cache.enabled", enabled))
             .withFallback(GitTestSupport.reference()).resolve(),
         GitTestSupport.environment());
   }
@@ -230,6 +254,7 @@ public final class CloneBench {
     Files.createDirectories(workspace);
     RecordingJobContext ctx = new RecordingJobContext(
         RecordingJobContext.request(url, branch, TOKEN, "bench:1"), workspace);
+    settle();
     long start = System.nanoTime();
     stage.validate(ctx.request(), ctx.options());
     stage.execute(ctx);
@@ -254,6 +279,13 @@ public final class CloneBench {
     GitRepos.git(clone, "commit", "-q", "-m", "bench round " + round);
     GitRepos.git(clone, "push", "-q", "origin", branch);
     deleteTree(clone);
+  }
+
+  /** Waits for the stage's work between jobs; how long that took. */
+  private static long idle(Stage stage) throws InterruptedException {
+    long start = System.nanoTime();
+    ((GitStage) stage).awaitMaintenance();
+    return (System.nanoTime() - start) / 1_000_000;
   }
 
   private static double median(List<Long> values) {

@@ -99,9 +99,28 @@ class GitMirrorCacheTest {
 
   // --- helpers -------------------------------------------------------------------------------
 
+  /** A stage on this test's cache; without ready checkouts unless {@code hocon} says. */
   private Stage stage(String hocon) throws Exception {
-    return GitTestSupport.stage("cache.dir = \"" + cacheDir + "\"" + (hocon.isEmpty() ? "" : ", ")
-        + hocon);
+    return GitTestSupport.stage("cache.dir = \"" + cacheDir + "\", cache.ready-checkouts = false"
+        + (hocon.isEmpty() ? "" : ", ") + hocon);
+  }
+
+  private Stage readyStage(String hocon) throws Exception {
+    return stage("cache.ready-checkouts = true" + (hocon.isEmpty() ? "" : ", ") + hocon);
+  }
+
+  private static void idle(Stage stage) throws InterruptedException {
+    ((GitStage) stage).awaitMaintenance();
+  }
+
+  private List<Path> ready() throws IOException {
+    Path dir = cacheDir.resolve("ready");
+    if (!Files.isDirectory(dir)) {
+      return List.of();
+    }
+    try (Stream<Path> walk = Files.walk(dir, 2)) {
+      return walk.filter(p -> p.getNameCount() - dir.getNameCount() == 2).sorted().toList();
+    }
   }
 
   private Path newWorkspace() throws IOException {
@@ -309,8 +328,10 @@ class GitMirrorCacheTest {
 
   @Test
   void concurrentJobsOnOneRepositoryAllGetTheirCommitsAndKeepTheMirrorWhole() throws Exception {
-    Stage one = stage("");
-    Stage two = stage(""); // a second stage on the same directory, as a second worker would be
+    // Ready checkouts on: some jobs take one, the others race past it.
+    Stage one = readyStage("");
+    Stage two = readyStage(""); // a second stage on the same directory, as a second worker
+                                // would be
     String url = server.url("app.git");
     for (int round = 0; round < 3; round++) {
       String main = push("app.git", "main", "round.txt", "round " + round + "\n");
@@ -370,6 +391,107 @@ class GitMirrorCacheTest {
     try (Stream<Path> trash = Files.list(cacheDir.resolve("trash"))) {
       assertEquals(0, trash.count(), "evicted mirrors are deleted");
     }
+  }
+
+  @Test
+  void aRepeatJobOfAnUnchangedCommitTakesTheCheckoutMadeReadyForIt() throws Exception {
+    Stage stage = readyStage("");
+    String url = front.url("app.git");
+    run(stage, job(newWorkspace(), url, "main"));
+    idle(stage);
+    String tip = repos.revParse("app.git", "refs/heads/main");
+    assertEquals(1, ready().size(), ready()::toString);
+    assertTrue(ready().get(0).getFileName().toString().contains("-" + tip + "-"), ready()::toString);
+    int wants = front.granted.size();
+
+    Path workspace = newWorkspace();
+    RecordingJobContext second = job(workspace, url, "main");
+    run(stage, second);
+
+    assertEquals(tip, sha(second));
+    assertTrue(logged(second, "took the checkout of " + tip + " that the worker had ready"),
+        second.lines()::toString);
+    assertEquals(wants, front.granted.size(), "asked the server for objects");
+    Path src = workspace.resolve("src");
+    assertEquals("main", GitRepos.git(src, "rev-parse", "--abbrev-ref", "HEAD"));
+    assertEquals("origin/main", GitRepos.git(src, "branch", "-r", "--format=%(refname:short)"));
+    assertEquals(url, GitRepos.git(src, "config", "remote.origin.url"));
+    assertEquals("1", GitRepos.git(src, "rev-list", "--count", "HEAD"));
+    assertEquals(List.of(tip), Files.readAllLines(src.resolve(".git/shallow")));
+    assertStandalone(src);
+    // Taken, so gone from the cache; and made again for the next job.
+    idle(stage);
+    assertEquals(1, ready().size(), ready()::toString);
+    RecordingJobContext third = job(newWorkspace(), url, "main");
+    run(stage, third);
+    assertTrue(logged(third, "had ready"), third.lines()::toString);
+
+    // The branch moved on: the ready checkout is of the old commit, so not taken.
+    idle(stage);
+    String moved = push("app.git", "main", "ready.txt", "moved\n");
+    RecordingJobContext fourth = job(newWorkspace(), url, "main");
+    run(stage, fourth);
+    assertEquals(moved, sha(fourth));
+    assertFalse(logged(fourth, "had ready"), fourth.lines()::toString);
+    assertEquals("moved\n", Files.readString(fourth.workspace().resolve("src/ready.txt")));
+    idle(stage);
+    assertEquals(1, ready().size(), "one per branch and depth: " + ready());
+    assertTrue(ready().get(0).getFileName().toString().contains("-" + moved + "-"));
+
+    // Another depth and a ref each have their own.
+    run(stage, job(newWorkspace(), url, "main").options(StageOptions.of(Map.of("depth", "3"))));
+    run(stage, exact(newWorkspace(), url, "refs/tags/v1", ""));
+    idle(stage);
+    assertEquals(3, ready().size(), ready()::toString);
+    RecordingJobContext deeper = job(newWorkspace(), url, "main")
+        .options(StageOptions.of(Map.of("depth", "3")));
+    run(stage, deeper);
+    assertTrue(logged(deeper, "had ready"), deeper.lines()::toString);
+    assertEquals("3", GitRepos.git(deeper.workspace().resolve("src"), "rev-list", "--count",
+        "HEAD"));
+    RecordingJobContext tag = exact(newWorkspace(), url, "refs/tags/v1", "");
+    run(stage, tag);
+    assertTrue(logged(tag, "had ready"), tag.lines()::toString);
+    Path tagSrc = tag.workspace().resolve("src");
+    assertEquals(repos.revParse("app.git", "refs/tags/v1^{commit}"), sha(tag));
+    assertEquals("HEAD", GitRepos.git(tagSrc, "rev-parse", "--abbrev-ref", "HEAD"));
+    assertEquals("refs/tags/v1", GitRepos.git(tagSrc, "for-each-ref", "--format=%(refname)"));
+    assertStandalone(tagSrc);
+  }
+
+  @Test
+  void aReadyCheckoutThatIsNotWhatItsNameSaysIsNotServed() throws Exception {
+    Stage stage = readyStage("");
+    String url = server.url("app.git");
+    run(stage, job(newWorkspace(), url, "feature"));
+    idle(stage);
+    Path made = ready().get(0);
+    String moved = push("app.git", "feature", "claimed.txt", "claimed\n");
+    // Claims to be of the new tip; holds the old one.
+    String old = made.getFileName().toString();
+    Files.move(made, made.resolveSibling(old.replaceAll("-[0-9a-f]{40}-", "-" + moved + "-")));
+
+    RecordingJobContext ctx = job(newWorkspace(), url, "feature");
+    run(stage, ctx);
+
+    assertEquals(moved, sha(ctx));
+    assertFalse(logged(ctx, "had ready"), ctx.lines()::toString);
+    assertEquals("claimed\n", Files.readString(ctx.workspace().resolve("src/claimed.txt")));
+  }
+
+  @Test
+  void readyCheckoutsCountTowardsTheBound() throws Exception {
+    // A mirror of big-N takes about 50 KiB and its ready checkout about 100 KiB.
+    long bound = 350 * 1024;
+    Stage stage = readyStage("cache.max-size = " + bound);
+    for (String repository : List.of("big-1.git", "big-2.git", "big-3.git", "big-1.git")) {
+      run(stage, job(newWorkspace(), server.url(repository), ""));
+      idle(stage);
+      long total = size(cacheDir.resolve("mirrors")) + size(cacheDir.resolve("ready"));
+      assertTrue(total <= bound, "the cache holds " + total + " bytes after " + repository);
+      Thread.sleep(20);
+    }
+    assertTrue(ready().size() >= 1, ready()::toString);
   }
 
   @Test

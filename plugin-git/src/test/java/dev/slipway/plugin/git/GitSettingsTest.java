@@ -38,18 +38,20 @@ class GitSettingsTest {
     assertEquals(Path.of("").toAbsolutePath().resolve("tmp/git-cache"), settings.cache().dir());
     assertEquals(10L * 1024 * 1024 * 1024, settings.cache().maxSize());
     assertEquals(Duration.ofMinutes(5), settings.cache().lockTimeout());
+    assertTrue(settings.cache().readyCheckouts());
   }
 
   @Test
   void readsTheCacheBlock() throws Exception {
     GitSettings settings = GitTestSupport.settings(GitTestSupport.config(
         "cache { enabled = false, dir = \"/var/cache/slipway-git\", max-size = 512MiB,"
-            + " lock-timeout = 0s }"));
+            + " lock-timeout = 0s, ready-checkouts = false }"));
 
     assertFalse(settings.cache().enabled());
     assertEquals(Path.of("/var/cache/slipway-git"), settings.cache().dir());
     assertEquals(512L * 1024 * 1024, settings.cache().maxSize());
     assertEquals(Duration.ZERO, settings.cache().lockTimeout());
+    assertFalse(settings.cache().readyCheckouts());
     // Relative to the working directory, as worker.workspace-root is.
     assertEquals(Path.of("").toAbsolutePath().resolve("var/mirrors"),
         GitTestSupport.settings(GitTestSupport.config("cache.dir = var/mirrors")).cache().dir());
@@ -95,7 +97,7 @@ class GitSettingsTest {
         Set.of("timeout", "depth", "submodules", "allowed-schemes", "connect-timeout",
             "progress-interval", "max-checkout-size", "cache"),
         keys);
-    assertEquals(Set.of("enabled", "dir", "max-size", "lock-timeout"),
+    assertEquals(Set.of("enabled", "dir", "max-size", "lock-timeout", "ready-checkouts"),
         GitTestSupport.reference().getConfig("cache").root().keySet());
     List<String> all = new java.util.ArrayList<>(keys);
     all.remove("cache");
@@ -192,7 +194,7 @@ class GitSettingsTest {
         assertThrows(StageConfigException.class, () -> GitTestSupport.settings(bad));
 
     List<String> problems = e.problems();
-    assertEquals(10, problems.size(), problems::toString);
+    assertEquals(11, problems.size(), problems::toString);
     assertContains(problems, "depth: ");
     assertTrue(problems.stream().anyMatch(p -> p.startsWith("depth: ") && p.contains("NUMBER")),
         problems::toString);
@@ -205,6 +207,7 @@ class GitSettingsTest {
     assertContains(problems, "cache.dir: is missing");
     assertContains(problems, "cache.max-size: is missing");
     assertContains(problems, "cache.lock-timeout: is missing");
+    assertContains(problems, "cache.ready-checkouts: is missing");
   }
 
   /** A list of the wrong type is one problem, not also "is empty". */

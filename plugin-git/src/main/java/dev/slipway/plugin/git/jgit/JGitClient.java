@@ -29,7 +29,8 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import javax.net.ssl.SSLException;
@@ -47,6 +48,7 @@ import org.eclipse.jgit.errors.NoRemoteRepositoryException;
 import org.eclipse.jgit.internal.storage.file.FileRepository;
 import org.eclipse.jgit.internal.storage.file.GC;
 import org.eclipse.jgit.lib.Constants;
+import org.eclipse.jgit.lib.NullProgressMonitor;
 import org.eclipse.jgit.lib.ObjectId;
 import org.eclipse.jgit.lib.ObjectReader;
 import org.eclipse.jgit.lib.Ref;
@@ -97,15 +99,20 @@ public final class JGitClient implements GitClient {
 
   /** The mirrors; null without a cache. */
   private final MirrorCache cache;
-  /** Repacks mirrors off the jobs' threads; null without a cache. */
+  /** Repacks mirrors and makes ready checkouts off the jobs' threads; null without a cache. */
   private final ExecutorService maintenance;
   private final Set<String> repacking = ConcurrentHashMap.newKeySet();
+  /** Ready checkouts being made, by key and shape. */
+  private final Set<String> preparing = ConcurrentHashMap.newKeySet();
+  /** Whether ready checkouts are made and used: on when configured, off once a rename failed. */
+  private volatile boolean readyCheckouts;
 
   /** Without a mirror cache: every clone from the server alone. */
   public JGitClient() {
     IsolatedSystemReader.install();
     this.cache = null;
     this.maintenance = null;
+    this.readyCheckouts = false;
   }
 
   /**
@@ -121,11 +128,16 @@ public final class JGitClient implements GitClient {
       return;
     }
     this.cache = new MirrorCache(settings);
-    this.maintenance = Executors.newSingleThreadExecutor(r -> {
-      Thread t = new Thread(r, "git-mirror-maintenance");
-      t.setDaemon(true);
-      return t;
-    });
+    this.readyCheckouts = settings.readyCheckouts();
+    // One thread, and none while there is nothing to do.
+    ThreadPoolExecutor executor = new ThreadPoolExecutor(1, 1, 30, TimeUnit.SECONDS,
+        new LinkedBlockingQueue<>(), r -> {
+          Thread t = new Thread(r, "git-mirror-maintenance");
+          t.setDaemon(true);
+          return t;
+        });
+    executor.allowCoreThreadTimeOut(true);
+    this.maintenance = executor;
   }
 
   @Override
@@ -165,6 +177,171 @@ public final class JGitClient implements GitClient {
         maintenance.awaitTermination(5, TimeUnit.SECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  @Override
+  public void awaitMaintenance() throws InterruptedException {
+    if (maintenance != null) {
+      try {
+        maintenance.submit(() -> {}).get();
+      } catch (java.util.concurrent.ExecutionException
+          | java.util.concurrent.RejectedExecutionException e) {
+        // Nothing is queued any more.
+      }
+    }
+  }
+
+  /** What a ready checkout is made of: the job's request as far as its checkout goes. */
+  private record Prepare(String key, URI url, String branch, String ref, int depth,
+      ObjectId tip, long maxBytes) {}
+
+  /**
+   * Makes, in the background, a checkout of {@code p.tip} for the next job of the same branch or
+   * ref and depth ({@link ReadyCheckouts}). The mirror is held only while the objects are copied
+   * from it and while the checkout is put into place; the files are written without holding it.
+   */
+  private void prepareLater(Prepare p) {
+    String id = p.key() + "/" + ReadyCheckouts.shape(p.branch(), p.ref(), p.depth());
+    if (maintenance == null || !readyCheckouts || !preparing.add(id)) {
+      return;
+    }
+    try {
+      maintenance.execute(() -> {
+        try {
+          prepare(p);
+        } catch (Exception e) {
+          // The next job writes its files itself; nothing else depends on this.
+        } finally {
+          preparing.remove(id);
+        }
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      preparing.remove(id); // closed
+    }
+  }
+
+  private void prepare(Prepare p) throws Exception {
+    String shape = ReadyCheckouts.shape(p.branch(), p.ref(), p.depth());
+    Path readyDir = cache.readyDir(p.key());
+    if (ReadyCheckouts.find(readyDir, shape, p.tip()).isPresent()) {
+      return;
+    }
+    Path temp = cache.newReadyTemp();
+    Thread self = Thread.currentThread();
+    try {
+      ObjectId commit;
+      try (MirrorLock lock = cache.lock(p.key(), self::isInterrupted)) {
+        Path dir = cache.mirror(p.key());
+        if (lock == null || !MirrorCache.isMirror(dir)) {
+          return;
+        }
+        try (Repository mirror = new FileRepositoryBuilder().setGitDir(dir.toFile())
+            .setMustExist(true).build()) {
+          if (!MirrorObjects.hasHistory(mirror, p.tip(), p.depth())) {
+            return;
+          }
+          commit = mirror.resolve(p.tip().name() + "^{commit}");
+          if (commit == null) {
+            return;
+          }
+          InitCommand init = Git.init().setDirectory(temp.toFile());
+          if (!p.branch().isEmpty()) {
+            init.setInitialBranch(p.branch());
+          }
+          init.call().close();
+          long[] written = {0};
+          MirrorObjects.writePack(mirror, p.tip(), p.depth(), temp.resolve(Constants.DOT_GIT),
+              NullProgressMonitor.INSTANCE, bytes -> {
+                written[0] += bytes;
+                if (self.isInterrupted() || written[0] > p.maxBytes()) {
+                  throw new java.io.InterruptedIOException("not made");
+                }
+              });
+        }
+      }
+      try (Repository repository = new FileRepositoryBuilder()
+          .setGitDir(temp.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
+        writeCheckoutConfig(repository, p.url(), p.branch(),
+            Optional.of(p.ref()));
+        setCheckoutRefs(repository, p.branch(), p.ref(), p.tip(), commit);
+        RevCommit parsed;
+        try (RevWalk walk = new RevWalk(repository)) {
+          parsed = walk.parseCommit(commit);
+        }
+        new DirCacheCheckout(repository, repository.lockDirCache(), parsed.getTree()).checkout();
+        if (p.branch().isEmpty()) {
+          RefUpdate head = repository.updateRef(Constants.HEAD, true);
+          head.setNewObjectId(commit);
+          head.forceUpdate();
+        }
+      }
+      long bytes = MirrorCache.size(temp);
+      if (bytes > p.maxBytes() || self.isInterrupted()) {
+        return;
+      }
+      try (MirrorLock lock = cache.lock(p.key(), self::isInterrupted)) {
+        if (lock == null || !MirrorCache.isMirror(cache.mirror(p.key()))) {
+          return;
+        }
+        // Within max-size, or not at all: a mirror is worth more than a checkout made from it.
+        long others = ReadyCheckouts.list(readyDir).stream()
+            .filter(r -> r.shape().equals(shape)).mapToLong(ReadyCheckouts.Ready::bytes).sum();
+        if (cache.totalSize() - others + bytes > cache.maxSize()) {
+          return;
+        }
+        List<ReadyCheckouts.Ready> kept = new ArrayList<>();
+        for (ReadyCheckouts.Ready r : ReadyCheckouts.list(readyDir)) {
+          if (r.shape().equals(shape) || kept.size() >= ReadyCheckouts.MAX_PER_MIRROR - 1) {
+            cache.discard(r.dir());
+          } else {
+            kept.add(r);
+          }
+        }
+        Files.createDirectories(readyDir);
+        Files.move(temp, readyDir.resolve(ReadyCheckouts.name(shape, p.tip(), bytes)),
+            java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        temp = null;
+      }
+    } finally {
+      if (temp != null) {
+        cache.discard(temp);
+      }
+    }
+  }
+
+  /**
+   * A checkout's config, as a clone writes it: {@code remote.origin.url}, the refspec of the one
+   * branch or ref, and for a branch its {@code branch.B.*} section. Never a credential.
+   */
+  static void writeCheckoutConfig(
+      Repository repository, URI url, String branch, Optional<String> source) throws IOException {
+    StoredConfig config = repository.getConfig();
+    config.setString("remote", "origin", "url", url.toString());
+    if (source.isPresent()) {
+      config.setString("remote", "origin", "fetch", Clone.refSpec(source.get()).toString());
+    }
+    if (!branch.isEmpty()) {
+      config.setString("branch", branch, "remote", "origin");
+      config.setString("branch", branch, "merge", Constants.R_HEADS + branch);
+    }
+    config.save();
+  }
+
+  /** The refs a clone of {@code ref} at {@code tip} has: its tracking ref, and the branch. */
+  private static void setCheckoutRefs(Repository repository, String branch, String ref,
+      ObjectId tip, ObjectId commit) throws IOException {
+    for (String[] update : branch.isEmpty()
+        ? new String[][] {{Clone.localName(ref), tip.name()}}
+        : new String[][] {{Clone.localName(ref), tip.name()},
+            {Constants.R_HEADS + branch, commit.name()}}) {
+      RefUpdate u = repository.updateRef(update[0]);
+      u.setNewObjectId(ObjectId.fromString(update[1]));
+      RefUpdate.Result result = u.forceUpdate();
+      if (result != RefUpdate.Result.NEW && result != RefUpdate.Result.FORCED
+          && result != RefUpdate.Result.NO_CHANGE) {
+        throw new IOException("cannot set " + update[0] + ": " + result);
       }
     }
   }
@@ -496,14 +673,19 @@ public final class JGitClient implements GitClient {
             + " cache.lock-timeout; cloning without it");
         return Optional.empty();
       }
-      Optional<CloneResult> result;
+      Optional<CloneResult> result = Optional.empty();
       try (lock) {
         long waited = millis(waitStart);
         if (waited >= 100) {
           listener.log("waited " + waited + " ms for the worker's mirror of this repository,"
               + " which another job was using");
         }
-        result = mirrored(key, branch, source, refs);
+        if (readyCheckouts && spec.commitSha().isEmpty()) {
+          result = fromReady(key, branch, source.orElseThrow(), refs);
+        }
+        if (result.isEmpty()) {
+          result = mirrored(key, branch, source, refs);
+        }
         if (result.isPresent()) {
           cache.touch(key);
         }
@@ -513,7 +695,73 @@ public final class JGitClient implements GitClient {
       if (repack) {
         repackLater(key);
       }
+      if (result.isPresent() && served != null && spec.commitSha().isEmpty()) {
+        prepareLater(new Prepare(key, spec.url(), branch, source.orElseThrow(), spec.depth(),
+            served, spec.maxCheckoutSize()));
+      }
       return result;
+    }
+
+    /** The branch's or ref's tip object that this clone checked out, for a ready checkout. */
+    private ObjectId served;
+
+    /**
+     * The ready checkout of exactly the tip the server named, moved into the workspace; empty
+     * when there is none (or it cannot be moved), and the clone goes on from the mirror.
+     */
+    private Optional<CloneResult> fromReady(
+        String key, String branch, String ref, Map<String, Ref> refs)
+        throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      ObjectId tip = refs.get(ref).getObjectId();
+      Optional<ReadyCheckouts.Ready> ready = ReadyCheckouts.find(cache.readyDir(key),
+          ReadyCheckouts.shape(branch, ref, spec.depth()), tip);
+      if (ready.isEmpty() || ready.get().bytes() > spec.maxCheckoutSize()) {
+        return Optional.empty();
+      }
+      long start = System.nanoTime();
+      Path target = spec.directory();
+      try {
+        if (Files.isDirectory(target)) {
+          Files.delete(target); // empty, as a clone's directory must be
+        }
+        Files.move(ready.get().dir(), target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      } catch (java.nio.file.AtomicMoveNotSupportedException e) {
+        readyCheckouts = false;
+        listener.log("cache.dir is on another file system than the workspace, so ready"
+            + " checkouts cannot be moved into it; they are not made any more");
+        return Optional.empty();
+      } catch (IOException e) {
+        return Optional.empty();
+      }
+      ObjectId commit = null;
+      try (Repository repository = new FileRepositoryBuilder()
+          .setGitDir(target.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
+        commit = repository.resolve(Constants.HEAD + "^{commit}");
+        if (commit != null && (!repository.getObjectDatabase().has(tip)
+            || !commit.equals(repository.resolve(tip.name() + "^{commit}")))) {
+          commit = null;
+        }
+      } catch (IOException | RuntimeException e) {
+        commit = null;
+      }
+      if (commit == null) {
+        emptyCheckout(); // not what its name says: the clone goes on as if there were none
+        return Optional.empty();
+      }
+      try (Repository repository = new FileRepositoryBuilder()
+          .setGitDir(target.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
+        writeCheckoutConfig(repository, spec.url(), branch, Optional.of(ref));
+        listener.log("took the checkout of " + commit.name() + " that the worker had ready ("
+            + Sizes.format(ready.get().bytes()) + ") in " + millis(start) + " ms");
+        if (spec.submodules()) {
+          cloneSubmodules(repository);
+        }
+        limit.checkDisk();
+      }
+      served = tip;
+      return Optional.of(new CloneResult(commit.name(),
+          branch.isEmpty() ? ref + " (detached HEAD)" : branch));
     }
 
     /** Whether the mirror just used has so many packs that it should be repacked. */
@@ -532,6 +780,7 @@ public final class JGitClient implements GitClient {
           emptyCheckout();
           limit.restart();
           cache.discard(cache.mirror(key));
+          cache.discard(cache.readyDir(key));
           if (attempt > 1) {
             listener.log("the rebuilt mirror failed too (" + e.getMessage()
                 + "); cloning without it");
@@ -601,7 +850,9 @@ public final class JGitClient implements GitClient {
           mirror = openMirror(dir, true);
         }
         repack = MirrorObjects.packCount(mirror) > REPACK_PACKS;
-        return checkoutFromMirror(mirror, fresh, wanted, branch, source);
+        CloneResult result = checkoutFromMirror(mirror, fresh, wanted, branch, source);
+        served = wanted.object();
+        return result;
       } finally {
         mirror.close();
         if (temp != null) {
@@ -819,16 +1070,7 @@ public final class JGitClient implements GitClient {
           + Sizes.format(bytes) + ") from the worker's mirror in " + millis(start) + " ms");
       try (Repository repository =
           new FileRepositoryBuilder().setGitDir(gitDir.toFile()).setMustExist(true).build()) {
-        StoredConfig config = repository.getConfig();
-        config.setString("remote", "origin", "url", spec.url().toString());
-        if (source.isPresent()) {
-          config.setString("remote", "origin", "fetch", refSpec(source.get()).toString());
-        }
-        if (!branch.isEmpty()) {
-          config.setString("branch", branch, "remote", "origin");
-          config.setString("branch", branch, "merge", Constants.R_HEADS + branch);
-        }
-        config.save();
+        writeCheckoutConfig(repository, spec.url(), branch, source);
         if (wanted.localRef() != null) {
           setRef(repository, wanted.localRef(), wanted.object(), false);
         }

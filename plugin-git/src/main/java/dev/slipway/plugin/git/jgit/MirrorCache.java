@@ -38,6 +38,7 @@ import org.eclipse.jgit.util.FS;
  * DIR/mirrors/KEY.git   a bare repository, complete: only a finished mirror is ever renamed here
  * DIR/locks/KEY.lock    its lock file ({@link MirrorLock}); kept, since a waiter may hold it open
  * DIR/tmp/KEY.RANDOM    a mirror being built, renamed into mirrors/ once its first fetch is done
+ * DIR/ready/KEY/...     checkouts made ahead from the mirror of KEY ({@link ReadyCheckouts})
  * DIR/trash/...         mirrors being removed: renamed here first, so none is ever half there
  * DIR/evict.lock        held by the one process that evicts at a time
  * </pre>
@@ -55,6 +56,10 @@ final class MirrorCache {
   /** What a mirror is of, for people: its URL and whether a token fetched it. */
   static final String ABOUT = "slipway-mirror";
 
+  /** Ready checkouts are made in tmp/ under this prefix. */
+  private static final String READY_TEMP = "ready-";
+  /** A ready checkout still being made after this long was abandoned by a crashed worker. */
+  private static final long READY_TEMP_MAX_AGE_MILLIS = 3_600_000;
   private static final Pattern TEMP_NAME = Pattern.compile("([0-9a-f]{64})\\.[0-9a-f]{16}");
   private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -63,6 +68,7 @@ final class MirrorCache {
   private final Path locks;
   private final Path tmp;
   private final Path trash;
+  private final Path ready;
   private final long maxSize;
   private final long lockTimeoutNanos;
 
@@ -79,6 +85,7 @@ final class MirrorCache {
     this.locks = Files.createDirectories(root.resolve("locks"));
     this.tmp = Files.createDirectories(root.resolve("tmp"));
     this.trash = Files.createDirectories(root.resolve("trash"));
+    this.ready = Files.createDirectories(root.resolve("ready"));
     this.maxSize = settings.maxSize();
     this.lockTimeoutNanos = settings.lockTimeout().toNanos();
     Files.delete(Files.createTempFile(tmp, "probe-", ".tmp")); // writable, or start-up fails
@@ -121,6 +128,18 @@ final class MirrorCache {
   /** Where the mirror of {@code key} is, once it exists. */
   Path mirror(String key) {
     return mirrors.resolve(key + ".git");
+  }
+
+  /** Where the checkouts made ahead from the mirror of {@code key} are. */
+  Path readyDir(String key) {
+    return ready.resolve(key);
+  }
+
+  /** A new path under tmp/ for a ready checkout to be made in; not made yet. */
+  Path newReadyTemp() {
+    byte[] bytes = new byte[8];
+    RANDOM.nextBytes(bytes);
+    return tmp.resolve(READY_TEMP + HexFormat.of().formatHex(bytes));
   }
 
   /** Whether a complete mirror is at {@code dir}: a git repository that was installed. */
@@ -207,7 +226,7 @@ final class MirrorCache {
         } catch (IOException e) {
           used = lastModified(dir);
         }
-        entries.add(new Entry(key, dir, size(dir), used));
+        entries.add(new Entry(key, dir, size(dir) + ReadyCheckouts.bytes(readyDir(key)), used));
       }
     } catch (NoSuchFileException e) {
       // No mirror yet.
@@ -251,6 +270,7 @@ final class MirrorCache {
             continue;
           }
           discard(entry.dir());
+          discard(readyDir(entry.key()));
           total -= entry.bytes();
           freed += entry.bytes();
           removed++;
@@ -282,10 +302,32 @@ final class MirrorCache {
     }
     try (DirectoryStream<Path> building = Files.newDirectoryStream(tmp)) {
       for (Path dir : building) {
-        removeAbandoned(dir, log);
+        if (dir.getFileName().toString().startsWith(READY_TEMP)) {
+          // Made by a background thread that records nothing; one this old was abandoned.
+          if (System.currentTimeMillis() - lastModified(dir) > READY_TEMP_MAX_AGE_MILLIS) {
+            deleteTree(dir);
+          }
+        } else {
+          removeAbandoned(dir, log);
+        }
       }
     } catch (IOException e) {
       log.accept("could not clean " + tmp + ": " + e.getMessage());
+    }
+    // Ready checkouts of a mirror that is gone (a crash between the two removals).
+    try (DirectoryStream<Path> keys = Files.newDirectoryStream(ready)) {
+      for (Path dir : keys) {
+        String key = dir.getFileName().toString();
+        if (!Files.exists(mirror(key))) {
+          try (MirrorLock held = MirrorLock.tryAcquire(lockFileOf(key))) {
+            if (held != null && !Files.exists(mirror(key))) {
+              discard(dir);
+            }
+          }
+        }
+      }
+    } catch (IOException e) {
+      log.accept("could not clean " + ready + ": " + e.getMessage());
     }
   }
 
