@@ -33,6 +33,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -61,6 +62,7 @@ class GitMirrorCacheTest {
   @TempDir Path cacheDir;
   @TempDir Path workspaces;
   private final AtomicInteger jobs = new AtomicInteger();
+  private final List<Stage> stages = new CopyOnWriteArrayList<>();
 
   @BeforeAll
   static void startServer() throws Exception {
@@ -97,12 +99,20 @@ class GitMirrorCacheTest {
     front.refused.clear();
   }
 
+  /** As the runtime does at shutdown: the background work ends before the cache goes. */
+  @AfterEach
+  void closeStages() {
+    stages.forEach(Stage::close);
+  }
+
   // --- helpers -------------------------------------------------------------------------------
 
   /** A stage on this test's cache; without ready checkouts unless {@code hocon} says. */
   private Stage stage(String hocon) throws Exception {
-    return GitTestSupport.stage("cache.dir = \"" + cacheDir + "\", cache.ready-checkouts = false"
-        + (hocon.isEmpty() ? "" : ", ") + hocon);
+    Stage stage = GitTestSupport.stage("cache.dir = \"" + cacheDir + "\","
+        + " cache.ready-checkouts = false" + (hocon.isEmpty() ? "" : ", ") + hocon);
+    stages.add(stage);
+    return stage;
   }
 
   private Stage readyStage(String hocon) throws Exception {
@@ -281,7 +291,7 @@ class GitMirrorCacheTest {
 
   @Test
   void eachCredentialHasItsOwnMirrorAndAWrongTokenIsRefusedAsWithout() throws Exception {
-    Stage stage = stage("");
+    Stage stage = readyStage("");
     run(stage, context(newWorkspace(), server.url("public.git"), "", TOKEN));
     assertEquals(1, mirrors().size());
     // The same URL without a token: a mirror of its own, filled from the server again.
@@ -303,7 +313,10 @@ class GitMirrorCacheTest {
     }
     assertEquals(3, mirrors().size());
 
-    // The token is nowhere in the cache: not in a config, a name or any file.
+    // The token is nowhere in the cache: not in a config, a name or any file, ready checkouts
+    // included.
+    idle(stage);
+    assertFalse(ready().isEmpty(), "no ready checkout to look into");
     List<byte[]> forms = List.of(TOKEN.getBytes(StandardCharsets.UTF_8),
         URLEncoder.encode(TOKEN, StandardCharsets.UTF_8).getBytes(StandardCharsets.UTF_8),
         Base64.getEncoder().encode(("x-access-token:" + TOKEN).getBytes(StandardCharsets.UTF_8)));
