@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
 # Links the worker's runtime image from the staged distribution.
 #
-#   build-image.sh STAGING_DIR TARGET_DIR VERSION
+#   build-image.sh STAGING_DIR TARGET_DIR VERSION JDK
 #
 # STAGING_DIR holds bin/worker, conf/, scripts/, modules/ (the runtime's jars) and plugins/<id>/.
 # The result is TARGET_DIR/slipway-worker (a jlink image of exactly the JDK modules that jdeps
 # finds the code to need, with our jars beside it) and TARGET_DIR/slipway-worker-VERSION-linux-x64.tar.gz.
+# JDK is the JDK the image is linked from (dist/pom.xml: slipway.image.jdk, Temurin 25 by
+# default): 25 or later gets an AOT cache, 17 to 24 an AppCDS archive (see train.sh).
 #
 # Why jars beside a JDK-only image rather than one image of everything: jlink links only explicit
 # modules, and gRPC, protobuf, typesafe-config, JGit, docker-java and the AWS SDK are automatic
 # modules. Keeping them as jars on a module path (and plugins in their own layers, which jlink
 # could not express anyway) keeps the third-party jars exactly as published.
 set -euo pipefail
-staging=$1 target=$2 version=$3
+staging=$1 target=$2 version=$3 jdk=${4:-${JAVA_HOME:-}}
 image="$target/slipway-worker"
-jdk_bin="${JAVA_HOME:+$JAVA_HOME/bin/}"
+here=$(cd "$(dirname "$0")" && pwd)
+if [[ -z "$jdk" || ! -x "$jdk/bin/jlink" ]]; then
+  echo "build-image: no JDK with jlink at '${jdk}': the image is linked from the JDK that" \
+    "-Dslipway.image.jdk names (default /usr/lib/jvm/temurin-25-jdk-amd64, which gives the" \
+    "AOT cache); install it there, or pass -Dslipway.image.jdk=<a JDK 17 or later>" >&2
+  exit 1
+fi
+jdk_bin="$jdk/bin/"
+jdk_major=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$jdk/release")
+(( ${jdk_major:-0} >= 17 )) || { echo "build-image: $jdk is not a JDK 17 or later" >&2; exit 1; }
+echo "build-image: linking from JDK $jdk_major at $jdk"
 
 shopt -s nullglob
 jars=("$staging"/modules/*.jar "$staging"/plugins/*/*.jar)
 (( ${#jars[@]} > 0 )) || { echo "build-image: no jars in $staging" >&2; exit 1; }
+# Signed jars (BouncyCastle, JGit) are checked against their signatures here, once, and copied
+# without them: the JVM would otherwise check them again on every start (see StripSignatures).
+"${jdk_bin}java" "$here/StripSignatures.java" "${jars[@]}"
 module_path="$staging/modules"
 for folder in "$staging"/plugins/*/; do module_path+=":$folder"; done
 
@@ -38,8 +53,12 @@ modules=$(echo "$found${required:+,$required},jdk.crypto.ec,jdk.naming.dns,jdk.n
 echo "build-image: JDK modules: $modules"
 
 rm -rf "$image"
+# JDK 21 renamed the compression levels; zip-6 is what 2 was.
+compress=2
+(( jdk_major >= 21 )) && compress=zip-6
+# Linked from the JDK's jmods, or from its run-time image where it has none (JEP 493: Temurin 25).
 "${jdk_bin}jlink" --add-modules "$modules" --output "$image" \
-  --strip-debug --no-header-files --no-man-pages --compress=2 --generate-cds-archive
+  --strip-debug --no-header-files --no-man-pages --compress=$compress --generate-cds-archive
 
 cp -r "$staging/bin/." "$image/bin/"
 mkdir -p "$image/conf" "$image/scripts"
@@ -50,28 +69,8 @@ cp -r "$staging/plugins" "$image/plugins"
 chmod 755 "$image/bin/worker" "$image/scripts/"*.sh
 printf 'SLIPWAY_VERSION="%s"\n' "$version" >> "$image/release"
 
-# An application class-data archive (AppCDS) of what a worker loads to start serving: a training
-# run starts it once and stops it with SIGTERM, and the JVM writes the archive as it exits.
-# bin/worker uses it when present; a JVM whose module path no longer matches ignores it.
-train=$(mktemp -d)
-# [git] alone: the training run must start on a machine without Docker too.
-printf 'worker { bind-address = 127.0.0.1, port = 0, workspace-root = "%s/ws", pipeline = [git] }\n' \
-  "$train" > "$train/worker.conf"
-JAVA_OPTS="-XX:ArchiveClassesAtExit=$image/lib/slipway.jsa -Xlog:cds*=off -Xlog:cds+dynamic*=off" \
-  SLIPWAY_NO_APPCDS=1 "$image/bin/worker" serve --config "$train/worker.conf" >/dev/null 2>"$train/log" &
-pid=$!
-for _ in $(seq 300); do
-  grep -q 'listening on' "$train/log" && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if kill -TERM "$pid" 2>/dev/null; then
-  wait "$pid" || true
-else
-  echo "build-image: the training run ended early:" >&2; cat "$train/log" >&2
-fi
-rm -rf "$train"
-[[ -f "$image/lib/slipway.jsa" ]] || echo "build-image: no AppCDS archive was written; the image works without" >&2
+# The class-data cache of a training run (train.sh): an AOT cache on JDK 25, AppCDS on 17.
+"$here/train.sh" "$image"
 
 tar -C "$target" -czf "$target/slipway-worker-$version-linux-x64.tar.gz" slipway-worker
 echo "build-image: $image ($(du -sh "$image" | cut -f1)), $target/slipway-worker-$version-linux-x64.tar.gz"

@@ -21,6 +21,8 @@ module dev.slipway.worker.runtime {
   requires io.prometheus.metrics.exporter.httpserver;
   // sun.misc.Signal: drain on SIGTERM and still exit 0.
   requires jdk.unsupported;
+  // The JVM's uptime, for the start-up phases logged at debug.
+  requires java.management;
 
   // Stage plugins: found in the boot layer and in each plugin folder's layer.
   uses dev.slipway.worker.api.StageFactory;

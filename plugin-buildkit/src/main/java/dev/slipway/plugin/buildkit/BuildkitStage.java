@@ -162,9 +162,12 @@ final class BuildkitStage implements Stage {
     Map<String, String> labels = new LinkedHashMap<>(settings.labels());
     labels.put(BuildkitSettings.LABEL_SOURCE, RepoUrls.withoutCredentials(request.repoUrl()));
     labels.put(BuildkitSettings.LABEL_REVISION, commit);
+    // The commit's time when the clone stage gave it (as SOURCE_DATE_EPOCH does for reproducible
+    // builds): the same commit then makes the same image, which a repeat job need not push again.
+    Instant created = context.get(StageKeys.COMMIT_TIME).orElseGet(() -> Instant.now(clock));
     labels.put(
         BuildkitSettings.LABEL_CREATED,
-        DateTimeFormatter.ISO_INSTANT.format(Instant.now(clock).truncatedTo(ChronoUnit.SECONDS)));
+        DateTimeFormatter.ISO_INSTANT.format(created.truncatedTo(ChronoUnit.SECONDS)));
 
     String image = PrivateImageName.forJob(context.jobId());
     // Each thing the build leaves outside the workspace is noted before it is made, so that a

@@ -144,6 +144,26 @@ class DockerBuildTest {
   }
 
   @Test
+  void theSameCommitBuildsTheSameImageWithTheCommitsTimeAsItsCreation() throws Exception {
+    Fixtures.write(source, "Dockerfile", "FROM local/busybox:1\nCOPY hello.txt /hello.txt\n");
+    Fixtures.write(source, "hello.txt", "same commit " + System.nanoTime() + "\n");
+    Instant commitTime = Instant.parse("2026-11-30T12:34:56Z");
+    BuildkitStage stage = stage(map());
+    List<String> ids = new ArrayList<>();
+    for (int i = 0; i < 2; i++) {
+      var job = job(image(), Map.of());
+      job.publish(StageKeys.COMMIT_TIME, commitTime);
+      stage.execute(job);
+      String built = built(job);
+      assertEquals("2026-11-30T12:34:56Z", DOCKER.labels(built).get("org.opencontainers.image.created"));
+      ids.add(imageId(built));
+      stage.cleanup(job);
+    }
+    // Identical image ids: a repeat job's push finds everything in the registry already.
+    assertEquals(ids.get(0), ids.get(1));
+  }
+
+  @Test
   void cleanupRemovesThePrivateNameWhateverTheOutcomeAndLeavesTheCallersNameAlone() throws Exception {
     Fixtures.write(source, "Dockerfile", "FROM local/busybox:1\nRUN echo " + System.nanoTime()
         + " > /n.txt\n");

@@ -17,9 +17,6 @@ import java.util.Optional;
  * pushed only where it was admitted to.
  */
 final class Destinations {
-  /** The code of a job refused because its image would go to a registry it may not go to. */
-  static final String REGISTRY_NOT_ALLOWED = "push.registry-not-allowed";
-
   private static final String REGISTRY_KEY = "worker.stages.docker-push.registry";
 
   private final DockerPushSettings settings;
@@ -68,8 +65,7 @@ final class Destinations {
         // The job was admitted for the configured registry; pushing to the auth stage's instead
         // would go where no one checked, and its credentials belong nowhere else.
         throw new StageException(
-            REGISTRY_NOT_ALLOWED,
-            ErrorKind.CONFIGURATION,
+            PushErrors.REGISTRY_NOT_ALLOWED.withKind(ErrorKind.CONFIGURATION),
             "the auth stage published credentials for registry " + registry + ", but " + REGISTRY_KEY + " is "
                 + configured.get() + ", the registry this job was admitted to push to (" + configured.get() + "/"
                 + name.repository() + "); nothing is pushed. Set " + REGISTRY_KEY + " to " + registry
@@ -82,8 +78,7 @@ final class Destinations {
       registry = declared.get();
     } else {
       throw new StageException(
-          "push.no-registry",
-          ErrorKind.CONFIGURATION,
+          PushErrors.NO_REGISTRY,
           "image_name '" + imageName + "' names no registry, no auth stage published one and " + REGISTRY_KEY
               + " is not set; set it (e.g. registry = \"registry.example.com\"), add an auth stage such as ecr"
               + " to worker.pipeline, or give image_name with a registry host");
@@ -110,8 +105,7 @@ final class Destinations {
   private static StageException notAllowed(ImageName name, String imageName, String known, String knownFrom) {
     String path = name.repository() + name.tag().map(t -> ":" + t).orElse("");
     return new StageException(
-        REGISTRY_NOT_ALLOWED,
-        ErrorKind.INVALID_REQUEST,
+        PushErrors.REGISTRY_NOT_ALLOWED,
         "image_name '" + imageName + "' names registry " + name.registry().orElse("") + ", but this worker pushes"
             + " only to " + known + " (" + knownFrom + "); give image_name without a registry host, e.g. '" + path + "', or with that one, e.g. '" + known + "/"
             + path + "'");

@@ -1,11 +1,9 @@
 package dev.slipway.plugin.dockerpush;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigException;
-import com.typesafe.config.ConfigValue;
-import com.typesafe.config.ConfigValueType;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageConfigException;
+import dev.slipway.worker.api.StageSettings;
 import dev.slipway.worker.api.WorkerEnvironment;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -13,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -21,14 +18,13 @@ import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.function.Function;
 
 /**
- * The {@code worker.stages.docker-push} block, read and checked eagerly. {@link #from} reports
- * every problem at once; {@code reference.conf} says what each key means. {@link #toString()}
+ * The {@code worker.stages.docker-push} block, read and checked eagerly through worker-api's
+ * {@link StageSettings}. {@link #from} reports every problem at once; {@code reference.conf} says
+ * what each key means. {@link #toString()}
  * masks the password (it is a {@link Secret}).
  *
- * @param timeout how long the stage may run in one job
  * @param engine where the Docker engine is, and from which setting that came
  * @param registry the registry to push to when neither an auth stage nor {@code image_name} names one
  * @param auth static credentials, when configured; always with a {@code registry} they belong to
@@ -38,11 +34,13 @@ import java.util.function.Function;
  * @param retry how transient registry failures are retried
  * @param progressInterval least time between two progress reports of one push
  * @param removeLocalTags the deprecated {@code remove-local-tags}, read so that old configurations
- *     still start, and otherwise ignored: every local name a job makes is removed or put back
+ *     still start, and otherwise ignored: a job keeps its pushed names only when it sets the
+ *     per-job option {@code docker-push.remove-local-tags=false}
  * @param registryTimeout how long one request to the registry's HTTP API may take
+ * @param digestCheck whether the digest the registry answered to the push is taken as it is, or
+ *     asked for again with a manifest request
  */
 record DockerPushSettings(
-    Duration timeout,
     Engine engine,
     Optional<String> registry,
     Optional<StaticAuth> auth,
@@ -51,17 +49,23 @@ record DockerPushSettings(
     Retry retry,
     Duration progressInterval,
     boolean removeLocalTags,
-    Duration registryTimeout) {
+    Duration registryTimeout,
+    DigestSource digestCheck) {
+
+  /** Where a pushed tag's digest is confirmed. */
+  enum DigestSource {
+    /**
+     * The registry's own answer to the manifest upload, which the engine reports at the end of the
+     * push; a manifest request only when the engine reported none.
+     */
+    PUSH,
+    /** Always a manifest request to the registry after the push, as a pull would see it. */
+    REGISTRY
+  }
 
   /** The engine when neither the configuration nor DOCKER_HOST names one. */
   static final String DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock";
 
-  private static final Set<String> KEYS =
-      Set.of(
-          "timeout", "docker-host", "registry", "auth", "insecure-registries", "token-realm-hosts",
-          "retry", "progress-interval", "remove-local-tags", "registry-timeout");
-  private static final Set<String> AUTH_KEYS = Set.of("username", "password");
-  private static final Set<String> RETRY_KEYS = Set.of("max-attempts", "initial-backoff", "max-backoff");
   private static final Duration MIN_PROGRESS_INTERVAL = Duration.ofMillis(100);
   private static final Duration MIN_REGISTRY_TIMEOUT = Duration.ofSeconds(1);
   private static final int MAX_ATTEMPTS = 20;
@@ -83,9 +87,10 @@ record DockerPushSettings(
     if (removeLocalTags) {
       return List.of();
     }
-    return List.of("worker.stages.docker-push.remove-local-tags = false is ignored: the destination name is"
-        + " tagged only for the push and removed (or given back to the image that had it) right after it,"
-        + " and the build's private name is removed after the job; remove the key");
+    return List.of("worker.stages.docker-push.remove-local-tags = false is ignored: the destination names are"
+        + " tagged only for the push and removed (or given back to the image that had them) right after it,"
+        + " unless a job sets the per-job option docker-push.remove-local-tags=false in stage_options; remove"
+        + " the key");
   }
 
   /**
@@ -126,7 +131,7 @@ record DockerPushSettings(
   }
 
   /**
-   * Reads the block.
+   * Reads the block. Unknown keys and {@code timeout} are the runtime's to check, before this runs.
    *
    * @param config the {@code worker.stages.docker-push} block, defaults included
    * @param environment the worker's environment ({@code DOCKER_HOST}, {@code DOCKER_TLS_VERIFY},
@@ -135,18 +140,14 @@ record DockerPushSettings(
    */
   static DockerPushSettings from(Config config, WorkerEnvironment environment)
       throws StageConfigException {
-    Reader r = new Reader(config);
-    r.unknownKeys("", config, KEYS);
-
-    Duration timeout = r.positiveDuration("timeout", Duration.ofMinutes(30), Duration.ofSeconds(1));
+    StageSettings r = new StageSettings(config, environment.home());
     Engine engine = engine(r, environment);
 
     Optional<String> registry = r.optionalString("registry");
-    registry.ifPresent(reg -> r.registryProblem("registry", reg));
+    registry.ifPresent(reg -> registryProblem(r, "registry", reg));
 
     Optional<StaticAuth> auth = Optional.empty();
     if (r.isObject("auth")) {
-      r.unknownKeys("auth.", config.getConfig("auth"), AUTH_KEYS);
       Optional<String> username = r.optionalString("auth.username");
       // Not stripped: a password may legitimately start or end with a space.
       String password = r.read("auth.password", config::getString, "");
@@ -168,47 +169,43 @@ record DockerPushSettings(
     }
 
     Set<String> insecure = new LinkedHashSet<>();
-    for (String entry : r.read("insecure-registries", config::getStringList, List.<String>of())) {
-      if (r.registryProblem("insecure-registries", entry)) {
+    for (String entry : r.stringList("insecure-registries")) {
+      if (registryProblem(r, "insecure-registries", entry)) {
         insecure.add(ImageName.canonicalRegistry(entry));
       }
     }
 
     Set<String> tokenRealmHosts = new LinkedHashSet<>();
-    for (String entry : r.read("token-realm-hosts", config::getStringList, List.<String>of())) {
-      if (r.hostProblem("token-realm-hosts", entry.strip())) {
-        tokenRealmHosts.add(entry.strip().toLowerCase(Locale.ROOT));
+    for (String entry : r.stringList("token-realm-hosts")) {
+      if (hostProblem(r, "token-realm-hosts", entry)) {
+        tokenRealmHosts.add(entry.toLowerCase(Locale.ROOT));
       }
     }
 
     Retry retry = new Retry(3, Duration.ofSeconds(1), Duration.ofSeconds(10));
     if (r.isObject("retry")) {
-      r.unknownKeys("retry.", config.getConfig("retry"), RETRY_KEYS);
-      int maxAttempts = r.read("retry.max-attempts", config::getInt, 3);
-      if (maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS) {
-        r.problem("retry.max-attempts", "must be between 1 (no retry) and " + MAX_ATTEMPTS + ", got " + maxAttempts);
-      }
-      Duration initial = r.positiveDuration("retry.initial-backoff", retry.initialBackoff(), Duration.ofMillis(1));
-      Duration max = r.positiveDuration("retry.max-backoff", retry.maxBackoff(), Duration.ofMillis(1));
+      int maxAttempts = r.integer("retry.max-attempts", 1, MAX_ATTEMPTS);
+      Duration initial = r.duration("retry.initial-backoff", Duration.ofMillis(1));
+      Duration max = r.duration("retry.max-backoff", Duration.ofMillis(1));
       if (max.compareTo(initial) < 0) {
-        r.problem("retry.max-backoff", "(" + max + ") must not be shorter than retry.initial-backoff (" + initial + ")");
+        r.problem("retry.max-backoff", "(" + StageSettings.human(max) + ") must not be shorter than"
+            + " retry.initial-backoff (" + StageSettings.human(initial) + ")");
       }
       retry = new Retry(maxAttempts, initial, max);
     }
 
-    Duration progressInterval =
-        r.positiveDuration("progress-interval", Duration.ofMillis(500), MIN_PROGRESS_INTERVAL);
-    boolean removeLocalTags = r.read("remove-local-tags", config::getBoolean, true);
-    Duration registryTimeout =
-        r.positiveDuration("registry-timeout", Duration.ofSeconds(30), MIN_REGISTRY_TIMEOUT);
+    Duration progressInterval = r.duration("progress-interval", MIN_PROGRESS_INTERVAL);
+    boolean removeLocalTags = r.bool("remove-local-tags");
+    Duration registryTimeout = r.duration("registry-timeout", MIN_REGISTRY_TIMEOUT);
+    DigestSource digestCheck = r.oneOf("digest-check", DigestSource.class, DigestSource.PUSH);
 
     r.throwIfAny();
     return new DockerPushSettings(
-        timeout, engine, registry, auth, insecure, tokenRealmHosts, retry, progressInterval,
-        removeLocalTags, registryTimeout);
+        engine, registry, auth, insecure, tokenRealmHosts, retry, progressInterval, removeLocalTags,
+        registryTimeout, digestCheck);
   }
 
-  private static Engine engine(Reader r, WorkerEnvironment environment) {
+  private static Engine engine(StageSettings r, WorkerEnvironment environment) {
     Optional<String> configured = r.optionalString("docker-host");
     String host;
     String origin;
@@ -261,105 +258,30 @@ record DockerPushSettings(
     return new Engine(host, origin, certPath);
   }
 
-  /** Reads keys and gathers problems instead of stopping at the first. */
-  private static final class Reader {
-    private final Config config;
-    private final List<String> problems = new ArrayList<>();
-
-    Reader(Config config) {
-      this.config = config;
+  /** Checks a registry host; false (and a problem) when it is not one. */
+  private static boolean registryProblem(StageSettings r, String key, String value) {
+    if (value.contains("://")) {
+      r.problem(key, "'" + value + "' has a scheme; give the host[:port] alone, e.g. '"
+          + value.substring(value.indexOf("://") + 3).replaceAll("/.*", "") + "'");
+      return false;
     }
-
-    void problem(String key, String message) {
-      problems.add(key + ": " + message);
+    if (!ImageName.REGISTRY.matcher(value).matches()) {
+      r.problem(key, "'" + value + "' is not a registry host[:port], e.g. 'registry.example.com' or"
+          + " '123456789012.dkr.ecr.eu-west-1.amazonaws.com' or '127.0.0.1:5000'");
+      return false;
     }
-
-    void throwIfAny() throws StageConfigException {
-      if (!problems.isEmpty()) {
-        throw new StageConfigException(problems);
-      }
-    }
-
-    <T> T read(String key, Function<String, T> getter, T fallback) {
-      try {
-        return getter.apply(key);
-      } catch (ConfigException.Missing e) {
-        problem(key, "is missing; the plugin's reference.conf should set it");
-      } catch (ConfigException e) {
-        problem(key, e.getMessage());
-      }
-      return fallback;
-    }
-
-    Optional<String> optionalString(String key) {
-      String value = read(key, config::getString, "").strip();
-      return value.isEmpty() ? Optional.empty() : Optional.of(value);
-    }
-
-    Duration positiveDuration(String key, Duration fallback, Duration least) {
-      Duration value = read(key, config::getDuration, fallback);
-      if (value.compareTo(least) < 0) {
-        problem(key, "must be at least " + human(least) + ", got " + human(value));
-        return fallback;
-      }
-      return value;
-    }
-
-    /** Checks a registry host; false (and a problem) when it is not one. */
-    boolean registryProblem(String key, String value) {
-      if (value.contains("://")) {
-        problem(key, "'" + value + "' has a scheme; give the host[:port] alone, e.g. '"
-            + value.substring(value.indexOf("://") + 3).replaceAll("/.*", "") + "'");
-        return false;
-      }
-      if (!ImageName.REGISTRY.matcher(value).matches()) {
-        problem(key, "'" + value + "' is not a registry host[:port], e.g. 'registry.example.com' or"
-            + " '123456789012.dkr.ecr.eu-west-1.amazonaws.com' or '127.0.0.1:5000'");
-        return false;
-      }
-      return true;
-    }
-
-    /** Checks a host name without port; false (and a problem) when it is not one. */
-    boolean hostProblem(String key, String value) {
-      if (!ImageName.HOST.matcher(value).matches()) {
-        String bare = value.replaceFirst("^[a-zA-Z][a-zA-Z0-9+.-]*://", "").replaceAll("[/?#].*", "")
-            .replaceFirst(":[0-9]*$", "");
-        problem(key, "'" + value + "' is not a host name; give the host alone, without scheme, port or"
-            + " path, e.g. '" + (ImageName.HOST.matcher(bare).matches() ? bare : "auth.docker.io") + "'");
-        return false;
-      }
-      return true;
-    }
-
-    boolean isObject(String key) {
-      if (!config.hasPath(key)) {
-        return false;
-      }
-      ConfigValue value = config.getValue(key);
-      if (value.valueType() != ConfigValueType.OBJECT) {
-        problem(key, "must be an object { ... }, got " + value.valueType().name().toLowerCase(Locale.ROOT)
-            + " (" + value.origin().description() + ")");
-        return false;
-      }
-      return true;
-    }
-
-    void unknownKeys(String prefix, Config block, Set<String> known) {
-      for (String key : new TreeSet<>(block.root().keySet())) {
-        if (!known.contains(key)) {
-          problem(prefix + key, "unknown key (" + block.root().get(key).origin().description()
-              + "); the docker-push stage knows " + new TreeSet<>(known));
-        }
-      }
-    }
+    return true;
   }
 
-  static String human(Duration d) {
-    if (d.toMillis() % 1000 != 0 || d.isZero()) {
-      return d.toMillis() + "ms";
+  /** Checks a host name without port; false (and a problem) when it is not one. */
+  private static boolean hostProblem(StageSettings r, String key, String value) {
+    if (!ImageName.HOST.matcher(value).matches()) {
+      String bare = value.replaceFirst("^[a-zA-Z][a-zA-Z0-9+.-]*://", "").replaceAll("[/?#].*", "")
+          .replaceFirst(":[0-9]*$", "");
+      r.problem(key, "'" + value + "' is not a host name; give the host alone, without scheme, port or"
+          + " path, e.g. '" + (ImageName.HOST.matcher(bare).matches() ? bare : "auth.docker.io") + "'");
+      return false;
     }
-    long s = d.toSeconds();
-    return s % 60 == 0 && s > 0 ? (s / 60) + "m" : s + "s";
+    return true;
   }
 }

@@ -1,21 +1,25 @@
 package dev.slipway.plugin.dockerpush;
 
 import com.typesafe.config.Config;
+import dev.slipway.worker.api.ErrorCode;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageConfigException;
 import dev.slipway.worker.api.StageFactory;
 import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.StageOption;
 import dev.slipway.worker.api.WorkerEnvironment;
+import java.util.List;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Provides the {@code docker-push} stage: tags the image the build stage left in the local Docker
- * engine (under a job-private name) as {@code <registry>/<repository>:<tag>} for the push, pushes it (docker-java, httpclient5 transport)
- * with the credentials an auth stage published or the configured ones, confirms the digest with the
- * registry and publishes the image URI and digest. Needs {@link StageKeys#LOCAL_IMAGE}; uses {@link
+ * engine (under a job-private name) as {@code <registry>/<repository>:<tag>} and each extra tag for
+ * the push, pushes it (docker-java, httpclient5 transport) with the credentials an auth stage
+ * published or the configured ones, confirms the digests with the registry and publishes the image
+ * URIs and digest. Needs {@link StageKeys#LOCAL_IMAGE}; uses {@link
  * StageKeys#REGISTRY_CREDENTIALS} when an earlier stage published them.
  *
  * <p>Settings live under {@code worker.stages.docker-push}; this module's {@code reference.conf}
@@ -34,7 +38,8 @@ public final class DockerPushStageFactory implements StageFactory {
 
   @Override
   public String description() {
-    return "tags and pushes the built image to its registry (docker-java), confirms the digest with the registry";
+    return "tags and pushes the built image to its registry (docker-java), under extra tags too, confirms the digests with"
+        + " the registry";
   }
 
   @Override
@@ -45,7 +50,20 @@ public final class DockerPushStageFactory implements StageFactory {
 
   @Override
   public Set<StageKey<?>> produces() {
-    return Set.of(StageKeys.IMAGE_URI, StageKeys.IMAGE_DIGEST);
+    return Set.of(StageKeys.IMAGE_URI, StageKeys.IMAGE_DIGEST, StageKeys.EXTRA_IMAGE_URIS);
+  }
+
+  @Override
+  public List<StageOption> options() {
+    return List.of(StageOption.bool(DockerPushStage.REMOVE_LOCAL_TAGS, "true",
+        "false leaves the pushed names (the main and each extra tag) in the worker's Docker engine after the"
+            + " job, on the pushed image; an image that had such a name keeps its id without it, as after"
+            + " docker tag. true gives every name back to the image that had it, or removes it"));
+  }
+
+  @Override
+  public List<? extends ErrorCode> errorCodes() {
+    return List.of(PushErrors.values());
   }
 
   @Override

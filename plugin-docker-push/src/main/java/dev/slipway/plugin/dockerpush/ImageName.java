@@ -20,7 +20,8 @@ record ImageName(Optional<String> registry, String repository, Optional<String> 
 
   private static final String COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
   private static final Pattern REPOSITORY = Pattern.compile(COMPONENT + "(?:/" + COMPONENT + ")*");
-  private static final Pattern TAG = Pattern.compile("[\\w][\\w.-]{0,127}");
+  /** A tag: Docker's grammar, {@code [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}}. */
+  static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
   private static final String LABEL = "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)";
   private static final String HOST_FORM = "(?:" + LABEL + "(?:\\." + LABEL + ")*|\\[[0-9a-fA-F:.]+\\])";
   /** A host: a DNS name or IPv4 address, or a bracketed IPv6 address, without port. */
@@ -100,6 +101,11 @@ record ImageName(Optional<String> registry, String repository, Optional<String> 
     /** {@code registry/repository}, what {@code docker push} calls the name. */
     String name() {
       return registry + "/" + repository;
+    }
+
+    /** The same registry and repository under {@code other}. */
+    Target withTag(String other) {
+      return new Target(registry, repository, other);
     }
 
     /** {@code registry/repository:tag}, the full reference. */

@@ -19,18 +19,24 @@ import java.util.regex.Pattern;
  *       <hold tag>}: the image that had the destination name is about to be kept under a holding
  *       name ({@code slipway.local/held-<hex>:held});
  *   <li>{@code tag <registry> <repository> <tag> <image id>}: the destination name is about to
- *       point at the job's image.
+ *       point at the job's image;
+ *   <li>{@code keep <registry> <repository> <tag> <image id>}: the job pushed, and asked to keep
+ *       the destination name on its image ({@code remove-local-tags=false}); the image that had it
+ *       is about to lose its holding name.
  * </ul>
  *
  * For each destination, recovery looks at what the name points at now: at the job's image, or at
  * nothing, it goes back to the image that had it (by id, so even a lost holding name does not lose
  * it), or is removed when no image had it; pointing at any other image, someone has used it since
  * and it is left alone. The holding name is removed once the image has the destination name back,
- * and kept (with a line in the log) when that image has no other name.
+ * and kept (with a line in the log) when that image has no other name. A kept name that still
+ * points at the job's image stays; only the holding name goes, leaving the image that had the name
+ * with its id, as the job would have.
  */
 final class PushLeftovers {
   static final String TAG = "tag ";
   static final String HOLD = "hold ";
+  static final String KEEP = "keep ";
   private static final Pattern IMAGE_ID = Pattern.compile("sha256:[0-9a-f]{64}");
 
   private final ImageEngine engine;
@@ -49,6 +55,11 @@ final class PushLeftovers {
     return HOLD + fields(target) + " " + imageId + " " + fields(hold);
   }
 
+  /** The record made before keeping {@code target} on the job's image {@code imageId} after the push. */
+  static String keep(ImageName.Target target, String imageId) {
+    return KEEP + fields(target) + " " + imageId;
+  }
+
   private static String fields(ImageName.Target t) {
     return t.registry() + " " + t.repository() + " " + t.tag();
   }
@@ -59,6 +70,7 @@ final class PushLeftovers {
     Optional<String> jobImage = Optional.empty();
     Optional<String> previousImage = Optional.empty();
     Optional<ImageName.Target> holdName = Optional.empty();
+    boolean kept;
 
     Borrowed(ImageName.Target target) {
       this.target = target;
@@ -78,6 +90,11 @@ final class PushLeftovers {
       if (record.startsWith(TAG) && f.length == 5 && IMAGE_ID.matcher(f[4]).matches()) {
         ImageName.Target t = new ImageName.Target(f[1], f[2], f[3]);
         names.computeIfAbsent(t.reference(), r -> new Borrowed(t)).jobImage = Optional.of(f[4]);
+      } else if (record.startsWith(KEEP) && f.length == 5 && IMAGE_ID.matcher(f[4]).matches()) {
+        ImageName.Target t = new ImageName.Target(f[1], f[2], f[3]);
+        Borrowed b = names.computeIfAbsent(t.reference(), r -> new Borrowed(t));
+        b.jobImage = Optional.of(f[4]);
+        b.kept = true;
       } else if (record.startsWith(HOLD) && f.length == 8 && IMAGE_ID.matcher(f[4]).matches()
           && f[5].equals("slipway.local") && f[6].startsWith("held-")) {
         ImageName.Target t = new ImageName.Target(f[1], f[2], f[3]);
@@ -108,17 +125,21 @@ final class PushLeftovers {
     ImageName.Target target = b.target;
     Optional<String> now = engine.imageId(target.reference());
     boolean ours = now.isPresent() && now.equals(b.jobImage);
+    if (b.kept && ours) {
+      finishKeeping(b, log);
+      return;
+    }
     if (b.previousImage.isPresent()) {
       String previous = b.previousImage.get();
       boolean previousExists = engine.imageId(previous).isPresent();
       if ((now.isEmpty() || ours) && previousExists) {
         engine.tag(previous, target);
-        log.line("gave " + target + " back to the image that had it before the push (" + shortId(previous) + ")");
+        log.line("gave " + target + " back to the image that had it before the push (" + LocalTags.shortId(previous) + ")");
       } else if (ours) {
         engine.removeTag(target.reference());
         log.line("removed local tag " + target + " (the image that had it before the push is gone)");
       } else if (now.isPresent() && !now.get().equals(previous)) {
-        log.line("left " + target + " alone: it names another image now (" + shortId(now.get()) + ")");
+        log.line("left " + target + " alone: it names another image now (" + LocalTags.shortId(now.get()) + ")");
       }
       ImageName.Target hold = b.holdName.orElseThrow();
       Optional<String> held = engine.imageId(hold.reference());
@@ -127,7 +148,7 @@ final class PushLeftovers {
         engine.removeTag(hold.reference());
         log.line("removed the holding name " + hold);
       } else if (held.isPresent()) {
-        log.line("kept " + hold + ": the image it names (" + shortId(held.get()) + ") did not get " + target
+        log.line("kept " + hold + ": the image it names (" + LocalTags.shortId(held.get()) + ") did not get " + target
             + " back, and may have no other name");
       }
     } else if (ours) {
@@ -136,8 +157,25 @@ final class PushLeftovers {
     }
   }
 
-  private static String shortId(String id) {
-    String hex = id.startsWith("sha256:") ? id.substring("sha256:".length()) : id;
-    return hex.length() > 12 ? hex.substring(0, 12) : hex;
+  /**
+   * The job had pushed and kept the name on its image: it stays. The image that had the name
+   * loses its holding name but not its id: the holding name is pointed at the job's image before
+   * it is removed, since removing an image's last name would delete the image.
+   */
+  private void finishKeeping(Borrowed b, JobLog log) throws EngineException {
+    ImageName.Target target = b.target;
+    if (b.holdName.isPresent()) {
+      ImageName.Target hold = b.holdName.get();
+      Optional<String> held = engine.imageId(hold.reference());
+      if (held.isPresent() && (held.equals(b.previousImage) || held.equals(b.jobImage))) {
+        if (!held.equals(b.jobImage)) {
+          engine.tag(target.reference(), hold);
+        }
+        engine.removeTag(hold.reference());
+        log.line("removed the holding name " + hold + "; the image that had " + target + " before the push keeps"
+            + " its id without that name");
+      }
+    }
+    log.line("left " + target + " on the job's pushed image: the job kept it (remove-local-tags=false)");
   }
 }

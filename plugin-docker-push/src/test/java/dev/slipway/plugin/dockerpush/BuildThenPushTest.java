@@ -15,6 +15,7 @@ import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
 import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.StageOptions;
 import dev.slipway.worker.api.WorkerEnvironment;
 import dev.slipway.worker.testkit.DockerEngine;
 import dev.slipway.worker.testkit.LocalRegistry;
@@ -43,14 +44,19 @@ import org.junit.jupiter.api.io.TempDir;
  * The real buildkit stage, then this one, on the shared engine of {@code scripts/test-services.sh
  * up}, cleaned up in reverse order as the runtime does: the engine is shared, so a job never
  * builds under, retags or removes a name that is not its own, and leaves none of its own behind,
- * whatever the outcome. An image named like the job's {@code image_name} ({@code x/y:1}), and one
+ * whatever the outcome. An image named like the job's {@code image_name} ({@code x/y-<run>:1}), and one
  * named like its push destination, belong to someone else and keep their ids.
  */
 @Timeout(value = 3, unit = TimeUnit.MINUTES)
 class BuildThenPushTest {
   static final DockerEngine DOCKER = DockerEngine.fromEnvironment();
   static final LocalRegistry REGISTRY = LocalRegistry.fromEnvironment();
-  static final String IMAGE_NAME = "x/y:1";
+  /**
+   * Unique per run: other checkouts may run this class on the same shared engine and registry at
+   * the same time, and this stage's lock per name covers one worker process only.
+   */
+  static final String REPOSITORY = "x/y-" + Fixtures.unique();
+  static final String IMAGE_NAME = REPOSITORY + ":1";
 
   @TempDir Path tmp;
   private final List<String> toRemove = new CopyOnWriteArrayList<>();
@@ -115,12 +121,18 @@ class BuildThenPushTest {
 
   /** A job for {@code image_name} whose git stage has published a checkout that holds {@code content}. */
   RecordingJobContext job(String content) throws IOException {
+    return job(content, List.of());
+  }
+
+  /** Such a job, pushing under {@code extraTags} too. */
+  RecordingJobContext job(String content, List<String> extraTags) throws IOException {
     Path source = Files.createDirectories(tmp.resolve("src-" + Fixtures.unique()));
     Files.writeString(source.resolve("content"), content + "\n");
     Files.writeString(source.resolve("Dockerfile"),
         "FROM local/busybox:1\nCOPY content /content\nCMD [\"cat\", \"/content\"]\n");
-    JobRequestView request = new JobRequestView("Job.Isolation_" + Fixtures.unique(), "https://git.example.com/team/app.git",
-        "main", Optional.of(Secret.of(Fixtures.TOKEN)), IMAGE_NAME, "Dockerfile", ".", Map.of());
+    JobRequestView request = JobRequestView.builder("https://git.example.com/team/app.git", IMAGE_NAME)
+        .jobId("Job.Isolation_" + Fixtures.unique()).branch("main").token(Optional.of(Secret.of(Fixtures.TOKEN)))
+        .extraTags(extraTags).build();
     RecordingJobContext job = new RecordingJobContext(request, Files.createDirectories(tmp.resolve("ws-" + Fixtures.unique())));
     job.publish(StageKeys.SOURCE_DIR, source);
     job.publish(StageKeys.COMMIT_SHA, "3f786850e387550fdab836ed7e6dc881de23001b");
@@ -228,7 +240,7 @@ class BuildThenPushTest {
       assertNull(run(job, build, push));
     }
     String digest = job.get(StageKeys.IMAGE_DIGEST).orElseThrow();
-    assertEquals(Optional.of(digest), REGISTRY.manifestDigest("x/y", "1"));
+    assertEquals(Optional.of(digest), REGISTRY.manifestDigest(REPOSITORY, "1"));
     assertEquals(Optional.of(destination), job.get(StageKeys.IMAGE_URI));
     assertEquals(old, imageId(IMAGE_NAME));
     assertEquals(old, imageId(destination));
@@ -259,7 +271,7 @@ class BuildThenPushTest {
       RecordingJobContext job = entry.getKey();
       String digest = job.get(StageKeys.IMAGE_DIGEST).orElseThrow();
       digests.add(digest);
-      assertEquals(entry.getValue(), pullAndRun(REGISTRY.address() + "/x/y@" + digest),
+      assertEquals(entry.getValue(), pullAndRun(REGISTRY.address() + "/" + REPOSITORY + "@" + digest),
           "each job's digest is its own build: " + job.lines());
       assertNoNameOfTheJobIsLeft(job);
     }
@@ -295,6 +307,47 @@ class BuildThenPushTest {
       assertEquals(old, imageId(destination));
       assertNoNameOfTheJobIsLeft(job);
     }
+  }
+
+  @Test
+  void removeLocalTagsFalseLeavesThePushedNamesOnThePushedImageAndOthersImagesKeepTheirIds() throws Exception {
+    String base = REGISTRY.address() + "/" + REPOSITORY;
+    String destination = base + ":1";
+    String extraMain = base + ":main";
+    String extraLatest = base + ":latest";
+    toRemove.addAll(List.of(destination, extraMain, extraLatest));
+    // Someone else's image under the caller's name and the destination, and another one under the
+    // extra tag "main" only: the one loses the destination name, the other its only name.
+    String old = someoneElsesImage(IMAGE_NAME, destination);
+    String onlyName = someoneElsesImage(extraMain);
+    toRemove.addAll(List.of(old, onlyName));
+    String content = "kept by the job " + Fixtures.unique();
+    RecordingJobContext job = job(content, List.of("main", "latest"))
+        .options(StageOptions.of(Map.of("remove-local-tags", "false")));
+    try (Stage build = buildStage(); Stage push = pushStage(REGISTRY.address())) {
+      push.validate(job.request(), job.options());
+      assertNull(run(job, build, push));
+    }
+    String digest = job.get(StageKeys.IMAGE_DIGEST).orElseThrow();
+    assertEquals(Optional.of(List.of(extraMain, extraLatest)), job.get(StageKeys.EXTRA_IMAGE_URIS));
+    String pushed = imageId(destination);
+    for (String name : List.of(destination, extraMain, extraLatest)) {
+      assertEquals(pushed, imageId(name), name + " is left on the one pushed image");
+      assertEquals(Optional.of(digest), REGISTRY.manifestDigest(REPOSITORY, name.substring(name.lastIndexOf(':') + 1)));
+    }
+    DockerEngine.Result repoDigests = DOCKER.docker("image", "inspect", "--format", "{{json .RepoDigests}}", destination);
+    assertTrue(repoDigests.output().contains(base + "@" + digest), "the local image is the pushed one: "
+        + repoDigests.output());
+    assertEquals(content, DOCKER.runRm(destination).output().strip(), "docker run of the kept name runs the build");
+
+    assertEquals(old, imageId(IMAGE_NAME), "the other image keeps its id and its other name");
+    assertEquals("someone-else", DOCKER.labels(IMAGE_NAME).get("dev.slipway.test.owner"));
+    DockerEngine.Result untagged = DOCKER.docker("image", "inspect", "--format", "{{json .RepoTags}}", onlyName);
+    assertTrue(untagged.isSuccess(), "the image that had only the name keeps its id: " + untagged.output());
+    assertEquals("[]", untagged.output().strip(), "untagged, as after docker tag over its name");
+    assertTrue(job.lines().stream().anyMatch(l -> l.startsWith("kept " + extraMain + " on the pushed image")),
+        job.lines().toString());
+    assertNoNameOfTheJobIsLeft(job);
   }
 
   /** Pulls {@code byDigest} as an outsider (a config of its own), runs it, returns what it prints. */

@@ -31,7 +31,6 @@ class DockerPushSettingsTest {
       assertInstanceOf(DockerPushStage.class, stage);
     }
     DockerPushSettings s = Fixtures.settings(Map.of());
-    assertEquals(Duration.ofMinutes(30), s.timeout());
     assertEquals("unix:///var/run/docker.sock", s.engine().host());
     assertEquals(Optional.empty(), s.registry());
     assertEquals(Optional.empty(), s.auth());
@@ -53,7 +52,7 @@ class DockerPushSettingsTest {
     assertEquals(
         Set.of("timeout", "docker-host", "registry", "auth.username", "auth.password", "insecure-registries",
             "token-realm-hosts", "retry.max-attempts", "retry.initial-backoff", "retry.max-backoff", "progress-interval",
-            "remove-local-tags", "registry-timeout"),
+            "remove-local-tags", "registry-timeout", "digest-check"),
         block.entrySet().stream().map(Map.Entry::getKey).collect(java.util.stream.Collectors.toSet()));
     for (var entry : block.entrySet()) {
       assertFalse(entry.getValue().origin().comments().isEmpty(), entry.getKey() + " has no comment in reference.conf");
@@ -73,7 +72,6 @@ class DockerPushSettingsTest {
         "progress-interval", "1s",
         "remove-local-tags", false,
         "registry-timeout", "5s"));
-    assertEquals(Duration.ofMinutes(5), s.timeout());
     assertEquals(new DockerPushSettings.Engine("tcp://127.0.0.1:2375", "docker-host", Optional.empty()), s.engine());
     assertEquals(Optional.of("registry.example.com:8443"), s.registry());
     assertEquals("ci", s.auth().orElseThrow().username());
@@ -84,8 +82,8 @@ class DockerPushSettingsTest {
     assertEquals(Duration.ofSeconds(1), s.progressInterval());
     assertFalse(s.removeLocalTags());
     assertEquals(1, s.warnings().size(), s.warnings().toString());
-    assertTrue(s.warnings().get(0).startsWith("worker.stages.docker-push.remove-local-tags = false is ignored"),
-        s.warnings().get(0));
+    assertTrue(s.warnings().get(0).startsWith("worker.stages.docker-push.remove-local-tags = false is ignored")
+        && s.warnings().get(0).contains("per-job option docker-push.remove-local-tags=false"), s.warnings().get(0));
     assertEquals(Duration.ofSeconds(5), s.registryTimeout());
   }
 
@@ -118,40 +116,51 @@ class DockerPushSettingsTest {
 
   @Test
   void reportsEveryProblemAtOnceEachNamingItsKey() {
+    // Unknown keys and timeout are the runtime's to refuse; every other check is the stage's.
     StageConfigException e = assertThrows(StageConfigException.class, () -> Fixtures.settings(map(
-        "timeout", "0s",
         "docker-host", "http://127.0.0.1:2375",
         "registry", "https://registry.example.com/v2",
-        "auth", map("username", "ci", "password", "", "token", "x"),
+        "auth", map("username", "ci", "password", ""),
         "insecure-registries", List.of("not a host"),
         "token-realm-hosts", List.of("https://auth.docker.io/token"),
         "retry", map("max-attempts", 0, "initial-backoff", "5s", "max-backoff", "1s"),
         "progress-interval", "10ms",
         "remove-local-tags", "perhaps",
-        "registry-timeout", "100ms",
-        "colour", "blue")));
+        "registry-timeout", "100ms")));
     List<String> problems = e.problems();
-    for (String key : List.of("timeout:", "docker-host:", "registry:", "auth.password:", "auth.token:",
-        "insecure-registries:", "token-realm-hosts:", "retry.max-attempts:", "retry.max-backoff:", "progress-interval:",
-        "remove-local-tags:", "registry-timeout:", "colour:")) {
+    for (String key : List.of("docker-host:", "registry:", "auth.password:", "insecure-registries:",
+        "token-realm-hosts:", "retry.max-attempts:", "retry.max-backoff:", "progress-interval:", "remove-local-tags:",
+        "registry-timeout:")) {
       assertTrue(problems.stream().anyMatch(p -> p.startsWith(key)), key + " missing from " + problems);
     }
-    assertEquals(13, problems.size(), problems.toString());
+    assertEquals(10, problems.size(), problems.toString());
     assertTrue(problems.stream().anyMatch(p -> p.contains("give the host[:port] alone, e.g. 'registry.example.com'")),
         problems.toString());
     assertTrue(problems.stream().anyMatch(p -> p.contains("${?REGISTRY_PASSWORD}")), problems.toString());
     assertTrue(problems.stream().anyMatch(p -> p.startsWith("token-realm-hosts:")
         && p.contains("give the host alone, without scheme, port or path, e.g. 'auth.docker.io'")), problems.toString());
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("retry.max-attempts:") && p.contains("use 1 to 20")),
+        problems.toString());
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("progress-interval:") && p.contains("at least 100ms")),
+        problems.toString());
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("retry.max-backoff:")
+        && p.contains("(1s) must not be shorter than retry.initial-backoff (5s)")), problems.toString());
+  }
+
+  @Test
+  void neitherTimeoutNorUnknownKeysAreTheStagesToCheck() throws Exception {
+    // The runtime refuses them before the stage is created; the stage reads what it knows.
+    Fixtures.settings(map("timeout", "0s", "colour", "blue", "auth", map("token", "x")));
   }
 
   @Test
   void staticAuthWithoutRegistryIsAProblemListedWithTheOthers() throws Exception {
     StageConfigException e = assertThrows(StageConfigException.class, () -> Fixtures.settings(map(
         "auth", map("username", "ci", "password", "hunter2-secret"),
-        "timeout", "0s")));
+        "progress-interval", "10ms")));
     List<String> problems = e.problems();
     assertEquals(2, problems.size(), problems.toString());
-    assertTrue(problems.stream().anyMatch(p -> p.startsWith("timeout:")), problems.toString());
+    assertTrue(problems.stream().anyMatch(p -> p.startsWith("progress-interval:")), problems.toString());
     String auth = problems.stream().filter(p -> p.startsWith("auth:")).findFirst().orElseThrow();
     assertTrue(auth.contains("registry is not") && auth.contains("set registry to the host they belong to")
         && auth.contains("registry = \"registry.example.com\""), auth);
@@ -164,10 +173,10 @@ class DockerPushSettingsTest {
 
     Fixtures.settings(map("registry", "registry.example.com", "auth", map("username", "ci", "password", "x")));
     assertThrows(IllegalArgumentException.class, () -> new DockerPushSettings(
-        Duration.ofMinutes(1), new DockerPushSettings.Engine("unix:///x", "test", Optional.empty()), Optional.empty(),
+        new DockerPushSettings.Engine("unix:///x", "test", Optional.empty()), Optional.empty(),
         Optional.of(new DockerPushSettings.StaticAuth("ci", Secret.of("x"))), Set.of(), Set.of(),
         new DockerPushSettings.Retry(1, Duration.ofSeconds(1), Duration.ofSeconds(1)), Duration.ofSeconds(1), true,
-        Duration.ofSeconds(1)), "the record keeps the rule too");
+        Duration.ofSeconds(1), DockerPushSettings.DigestSource.PUSH), "the record keeps the rule too");
   }
 
   @Test

@@ -12,6 +12,7 @@ import dev.slipway.worker.api.RegistryCredentials;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.StageException;
 import dev.slipway.worker.api.StageKeys;
+import dev.slipway.worker.api.StageOptions;
 import dev.slipway.worker.testkit.RecordingJobContext;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -68,7 +69,11 @@ class DockerPushStageTest {
         }
       }
     };
-    return new DockerPushStage(Fixtures.settings(overrides), engine, client, System::nanoTime, locks);
+    // These tests are about the registry's confirmation: digest-check = registry unless a test
+    // says otherwise.
+    Map<String, Object> settings = new java.util.LinkedHashMap<>(overrides);
+    settings.putIfAbsent("digest-check", "registry");
+    return new DockerPushStage(Fixtures.settings(settings), engine, client, System::nanoTime, locks);
   }
 
   /** The locks of this test's stages only, so that no other test's job can hold a name. */
@@ -87,6 +92,28 @@ class DockerPushStageTest {
     assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
     assertTrue(engine.calls.contains("tag team/app:1 registry.example.com/team/app:latest"), engine.calls.toString());
     assertEquals(List.of(Optional.empty()), engine.pushCredentials, "no credentials anywhere: anonymous push");
+    assertEquals(1, confirmations.get());
+  }
+
+  @Test
+  void withDigestCheckPushTheRegistrysAnswerToThePushIsTakenWithoutAskingAgain() throws Exception {
+    RecordingJobContext job = Fixtures.job(Fixtures.request("team/app:1", List.of("main")),
+        "team/app:1", workspace);
+    stage(map("registry", "registry.example.com", "digest-check", "push")).execute(job);
+
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
+    assertEquals(0, confirmations.get(), "no manifest request for a digest the push answered");
+  }
+
+  @Test
+  void withDigestCheckPushAPushThatReportedNoDigestIsStillConfirmed() throws Exception {
+    // An engine that says nothing of the digest (neither the status line nor the aux message).
+    engine.script = n -> FakeEngine.success(DIGEST).stream()
+        .filter(m -> m.digest().isEmpty() && !m.status().contains("digest:")).toList();
+    RecordingJobContext job = job("team/app:1");
+    stage(map("registry", "registry.example.com", "digest-check", "push")).execute(job);
+
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
     assertEquals(1, confirmations.get());
   }
 
@@ -691,7 +718,7 @@ class DockerPushStageTest {
   }
 
   @Test
-  void removeLocalTagsFalseNoLongerKeepsAnything() throws Exception {
+  void theDeprecatedRemoveLocalTagsSettingStillKeepsNothing() throws Exception {
     DockerPushStage stage = stage(map("registry", "registry.example.com", "remove-local-tags", false));
     RecordingJobContext job = privateJob(PRIVATE, "sha256:mine");
     stage.execute(job);
@@ -742,6 +769,282 @@ class DockerPushStageTest {
   void closingTheStageClosesTheEngine() throws Exception {
     stage(map()).close();
     assertEquals(List.of("close"), engine.calls);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Extra tags and the per-job option remove-local-tags.
+
+  private static StageOptions keep() {
+    return StageOptions.of(Map.of(DockerPushStage.REMOVE_LOCAL_TAGS, "false"));
+  }
+
+  private RecordingJobContext privateJob(List<String> extraTags) {
+    engine.image(PRIVATE, "sha256:mine");
+    return Fixtures.job(Fixtures.request("team/app:1", extraTags), PRIVATE, workspace);
+  }
+
+  @Test
+  void validateRefusesExtraTagsThatAreNotTagsOrRepeatAndSaysWhatIsRight() throws Exception {
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    Map<List<String>, String> refused = new java.util.LinkedHashMap<>();
+    refused.put(List.of("main", "-x"), "extra_tags[1] '-x' is not a tag; a tag is 1 to 128 letters, digits, '_', '.'"
+        + " and '-', not starting with '.' or '-', e.g. 'main' or 'v1.2.3'");
+    refused.put(List.of(""), "extra_tags[0] '' is not a tag");
+    refused.put(List.of("a b"), "extra_tags[0] 'a b' is not a tag");
+    refused.put(List.of("x".repeat(129)), "is not a tag");
+    refused.put(List.of("main", "v1", "main"), "extra_tags[2] 'main' repeats extra_tags[0]; give each tag once");
+    refused.put(List.of("1"), "extra_tags[0] '1' is the main tag, the one image_name 'team/app:1' gives; the image"
+        + " is pushed under it anyway, so leave it out of extra_tags");
+    List<String> seventeen = new ArrayList<>();
+    for (int i = 0; i < 17; i++) {
+      seventeen.add("t" + i);
+    }
+    refused.put(seventeen, "extra_tags has 17 tags, at most 16 are allowed");
+    for (var entry : refused.entrySet()) {
+      var request = Fixtures.request("team/app:1", entry.getKey());
+      StageException e = assertThrows(StageException.class, () -> stage.validate(request, StageOptions.none()),
+          entry.getKey().toString());
+      assertEquals("push.invalid-request", e.code());
+      assertEquals(ErrorKind.INVALID_REQUEST, e.kind());
+      assertTrue(e.getMessage().contains(entry.getValue()), e.getMessage());
+      assertThrows(StageException.class, () -> stage.pushTargets(request), "pushTargets refuses it too");
+    }
+    StageException latest = assertThrows(StageException.class,
+        () -> stage.validate(Fixtures.request("team/app", List.of("main", "latest"))));
+    assertTrue(latest.getMessage().contains("extra_tags[1] 'latest' is the main tag, the one image_name 'team/app'"
+        + " gets when it gives none"), latest.getMessage());
+    StageException both = assertThrows(StageException.class,
+        () -> stage.validate(Fixtures.request("team/app:1", List.of(".x", "1"))));
+    assertTrue(both.getMessage().contains("'.x' is not a tag") && both.getMessage().contains("'1' is the main tag"),
+        "every problem at once: " + both.getMessage());
+
+    stage.validate(Fixtures.request("team/app:1", List.of("main", "Main", "v1.2.3", "_x", "x".repeat(128))));
+    stage.validate(Fixtures.request("team/app:1", seventeen.subList(0, 16)));
+    assertTrue(engine.calls.isEmpty(), "validate asks the engine nothing: " + engine.calls);
+  }
+
+  @Test
+  void pushTargetsListOneTargetPerTagPushed() throws Exception {
+    DockerPushStage stage = stage(map("registry", "Registry.Example.com:5000"));
+    PushTarget target = new PushTarget(Optional.of("registry.example.com:5000"), "team/app");
+    assertEquals(List.of(target, target, target),
+        stage.pushTargets(Fixtures.request("team/app:1", List.of("main", "latest"))),
+        "the main tag, then each extra tag");
+    assertEquals(List.of(target), stage.pushTargets(Fixtures.request("team/app:1")));
+    assertEquals(List.of(new PushTarget(Optional.empty(), "team/app"), new PushTarget(Optional.empty(), "team/app")),
+        stage(map()).pushTargets(Fixtures.request("team/app:1", List.of("main"))));
+  }
+
+  @Test
+  void extraTagsArePushedEachUnderItsLockAndGivenBackLikeTheMainTag() throws Exception {
+    String main = DEST;
+    String extraMain = "registry.example.com/team/app:main";
+    String extraLatest = "registry.example.com/team/app:latest";
+    engine.image(extraLatest, "sha256:theirs");
+    Map<String, Map<String, String>> duringPush = new java.util.concurrent.ConcurrentHashMap<>();
+    AtomicInteger attempt = new AtomicInteger();
+    engine.script = n -> {
+      duringPush.put(List.of(main, extraMain, extraLatest).get(attempt.getAndIncrement()), names());
+      return FakeEngine.success(DIGEST);
+    };
+    List<String> confirmed = new CopyOnWriteArrayList<>();
+    registry = (target, credentials) -> {
+      confirmed.add(target.reference() + " locks=" + locks.size());
+      return Optional.of(DIGEST);
+    };
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = privateJob(List.of("main", "latest"));
+    stage.execute(job);
+
+    assertEquals(List.of("push " + main, "push " + extraMain, "push " + extraLatest),
+        engine.calls.stream().filter(c -> c.startsWith("push ")).toList(), "the main tag first, then in order");
+    for (String name : List.of(main, extraMain, extraLatest)) {
+      assertEquals("sha256:mine", duringPush.get(name).get(name), name + " pushed from the job's image");
+    }
+    assertEquals(null, duringPush.get(main).get(extraMain), "one borrowed name at a time");
+    assertEquals("sha256:theirs", duringPush.get(main).get(extraLatest));
+    assertEquals(List.of(main + " locks=3", extraMain + " locks=3", extraLatest + " locks=3"), confirmed,
+        "each tag confirmed with the registry, every name locked until the last is");
+    assertEquals(Optional.of(main), job.get(StageKeys.IMAGE_URI));
+    assertEquals(Optional.of(DIGEST), job.get(StageKeys.IMAGE_DIGEST));
+    assertEquals(Optional.of(List.of(extraMain, extraLatest)), job.get(StageKeys.EXTRA_IMAGE_URIS));
+    assertEquals(Map.of(PRIVATE, "sha256:mine", extraLatest, "sha256:theirs"), names(),
+        "the names are given back or removed: " + engine.calls);
+    assertEquals(List.of(), heldNames());
+    assertEquals(0, locks.size());
+    assertEquals(3, job.leftovers().stream().filter(r -> r.startsWith("tag ")).count(), job.leftovers().toString());
+    stage.cleanup(job);
+    assertEquals(Map.of(extraLatest, "sha256:theirs"), names());
+  }
+
+  @Test
+  void withoutExtraTagsNoExtraUriIsPublished() throws Exception {
+    RecordingJobContext job = job("team/app:1");
+    stage(map("registry", "registry.example.com")).execute(job);
+    assertEquals(Optional.of(List.of()), job.get(StageKeys.EXTRA_IMAGE_URIS));
+  }
+
+  @Test
+  void anExtraTagTheRegistryServesAnotherDigestUnderFailsThePush() throws Exception {
+    registry = (target, credentials) -> Optional.of(target.tag().equals("latest") ? OTHER_DIGEST : DIGEST);
+    engine.script = n -> n == 3 ? FakeEngine.success(OTHER_DIGEST) : FakeEngine.success(DIGEST);
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = privateJob(List.of("main", "latest"));
+    StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+    assertEquals("push.digest-mismatch", e.code());
+    assertEquals(ErrorKind.EXTERNAL, e.kind());
+    assertTrue(e.getMessage().contains("serves " + OTHER_DIGEST + " under the extra tag registry.example.com/team/app:latest"
+        + " but " + DIGEST + " under the main tag " + DEST), e.getMessage());
+    assertEquals(Optional.empty(), job.get(StageKeys.IMAGE_URI), "nothing published");
+    assertEquals(Optional.empty(), job.get(StageKeys.EXTRA_IMAGE_URIS));
+    assertEquals(Map.of(PRIVATE, "sha256:mine"), names());
+    assertEquals(0, locks.size());
+  }
+
+  @Test
+  void aFailedExtraTagFailsTheJobAndEveryNameIsGivenBack() throws Exception {
+    engine.image("registry.example.com/team/app:main", "sha256:theirs");
+    for (StageOptions options : List.of(StageOptions.none(), keep())) {
+      DockerPushStage stage = stage(map("registry", "registry.example.com"));
+      RecordingJobContext job = privateJob(List.of("main", "latest")).options(options);
+      engine.calls.clear();
+      int before = engine.pushes();
+      engine.script = n -> n == before + 2 ? FakeEngine.failure("denied: requested access to the resource is denied")
+          : FakeEngine.success(DIGEST);
+      StageException e = assertThrows(StageException.class, () -> stage.execute(job));
+      assertEquals("push.denied", e.code(), options.toString());
+      assertTrue(e.getMessage().contains("registry.example.com/team/app:main"), e.getMessage());
+      assertEquals(2, engine.pushes() - before, "the last tag is not tried: " + engine.calls);
+      assertEquals(Map.of(PRIVATE, "sha256:mine", "registry.example.com/team/app:main", "sha256:theirs"), names(),
+          options + ": every name as it was, kept or not: " + engine.calls);
+      assertEquals(List.of(), heldNames());
+      assertEquals(0, locks.size());
+      stage.cleanup(job);
+    }
+  }
+
+  @Test
+  void removeLocalTagsFalseKeepsThePushedNamesOnThePushedImage() throws Exception {
+    String extraMain = "registry.example.com/team/app:main";
+    engine.image(extraMain, "sha256:theirs");
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = privateJob(List.of("main")).options(keep());
+    List<Map<String, String>> duringConfirm = new CopyOnWriteArrayList<>();
+    registry = (target, credentials) -> {
+      duringConfirm.add(names());
+      return Optional.of(DIGEST);
+    };
+    stage.execute(job);
+    assertEquals("sha256:mine", duringConfirm.get(0).get(DEST), "not given back after the push: kept");
+    assertEquals(Map.of(PRIVATE, "sha256:mine", DEST, "sha256:mine", extraMain, "sha256:mine"), names(),
+        "both names on the pushed image, no holding name: " + engine.calls);
+    assertTrue(engine.calls.stream().anyMatch(c -> c.startsWith("tag " + extraMain + " slipway.local/held-")),
+        "the holding name is pointed at the job's image before it goes, so the other image is untagged, not"
+            + " deleted: " + engine.calls);
+    assertTrue(job.lines().contains("kept " + DEST + " on the pushed image (remove-local-tags=false)"), job.lines().toString());
+    assertTrue(job.lines().contains("kept " + extraMain + " on the pushed image (remove-local-tags=false); the image"
+        + " that had it before keeps its id without that name, as after docker tag"), job.lines().toString());
+    List<String> records = job.leftovers();
+    assertEquals(List.of("keep registry.example.com team/app 1 sha256:mine",
+        "keep registry.example.com team/app main sha256:mine"), records.subList(records.size() - 2, records.size()),
+        "each keep noted for crash recovery, after the push: " + records);
+    assertEquals(0, locks.size(), "a kept name is no longer the job's to lock");
+
+    stage.cleanup(job);
+    assertEquals(Map.of(DEST, "sha256:mine", extraMain, "sha256:mine"), names(),
+        "cleanup removes the build's private name only");
+
+    // The next job borrows the kept names like anyone's, and gives them back.
+    engine.image("slipway.local/job-2-0a1b2c3e:build", "sha256:second");
+    RecordingJobContext next = Fixtures.job(Fixtures.request("team/app:1", List.of("main")),
+        "slipway.local/job-2-0a1b2c3e:build", workspace);
+    stage.execute(next);
+    stage.cleanup(next);
+    assertEquals(Map.of(DEST, "sha256:mine", extraMain, "sha256:mine"), names());
+  }
+
+  @Test
+  void removeLocalTagsTrueIsTodaysBehaviour() throws Exception {
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = privateJob(List.of("main"))
+        .options(StageOptions.of(Map.of(DockerPushStage.REMOVE_LOCAL_TAGS, "true")));
+    stage.execute(job);
+    stage.cleanup(job);
+    assertEquals(Map.of(), names());
+  }
+
+  @Test
+  void aCancelledJobThatAskedToKeepItsNamesGivesThemBack() throws Exception {
+    engine.image(DEST, "sha256:theirs");
+    engine.hang = true;
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = privateJob(List.of("main")).options(keep());
+    CompletableFuture<Throwable> outcome = runAsync(stage, job);
+    Thread.sleep(200);
+    job.cancel();
+    assertTrue(outcome.get(5, TimeUnit.SECONDS) instanceof InterruptedException);
+    assertEquals(Map.of(PRIVATE, "sha256:mine", DEST, "sha256:theirs"), names());
+    stage.cleanup(job);
+    assertEquals(0, locks.size());
+  }
+
+  @Test
+  void aKeepThatTheEngineInterruptsIsFinishedAtCleanup() throws Exception {
+    engine.image(DEST, "sha256:theirs");
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext job = privateJob(List.of()).options(keep());
+    registry = (target, credentials) -> {
+      engine.failRemove = new EngineException(EngineException.Reason.UNREACHABLE, "the engine went away", null);
+      return Optional.of(DIGEST);
+    };
+    stage.execute(job);
+    assertTrue(job.lines().stream().anyMatch(l -> l.startsWith("could not finish keeping " + DEST)
+        && l.contains("the engine went away")), job.lines().toString());
+    assertEquals(1, locks.size(), "the name stays locked until its keep is finished");
+    engine.failRemove = null;
+    stage.cleanup(job);
+    assertEquals(Map.of(DEST, "sha256:mine"), names(), engine.calls.toString());
+    assertEquals(0, locks.size());
+  }
+
+  @Test
+  void twoJobsWhoseTagsCrossEachTakeEveryNameWithoutDeadlock() throws Exception {
+    // Job a pushes app:1 and app:2, job b app:2 and app:1. Both names are held elsewhere while
+    // both jobs start waiting, then freed at once: taken in each job's own order, a would hold
+    // app:1 and b app:2, each waiting for the other's for ever.
+    engine.image("slipway.local/a-00000001:build", "sha256:" + "a".repeat(64));
+    engine.image("slipway.local/b-00000002:build", "sha256:" + "b".repeat(64));
+    LocalNameLocks.Held one = locks.acquire(DEST, () -> false, () -> {});
+    LocalNameLocks.Held two = locks.acquire("registry.example.com/team/app:2", () -> false, () -> {});
+    DockerPushStage stage = stage(map("registry", "registry.example.com"));
+    RecordingJobContext a = Fixtures.job(Fixtures.request("team/app:1", List.of("2")), "slipway.local/a-00000001:build",
+        workspace);
+    RecordingJobContext b = Fixtures.job(Fixtures.request("team/app:2", List.of("1")), "slipway.local/b-00000002:build",
+        workspace);
+    CompletableFuture<Throwable> first = runAsync(stage, a);
+    CompletableFuture<Throwable> second = runAsync(stage, b);
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (!(waiting(a) && waiting(b)) && System.nanoTime() < end) {
+      Thread.sleep(10);
+    }
+    assertTrue(waiting(a) && waiting(b), a.lines() + " " + b.lines());
+    Thread.sleep(100);
+    String firstWait = "waiting for another job of this worker to finish its push of ";
+    assertEquals(List.of(firstWait + DEST), b.lines().stream().filter(l -> l.startsWith(firstWait)).toList(),
+        "b asks for app:1 first too, although its main tag is app:2");
+    one.release();
+    two.release();
+    assertEquals(null, first.get(5, TimeUnit.SECONDS));
+    assertEquals(null, second.get(5, TimeUnit.SECONDS));
+    assertEquals(4, engine.pushes());
+    stage.cleanup(a);
+    stage.cleanup(b);
+    assertEquals(Map.of(), names());
+    assertEquals(0, locks.size());
+  }
+
+  private static boolean waiting(RecordingJobContext job) {
+    return job.lines().stream().anyMatch(l -> l.startsWith("waiting for another job"));
   }
 
   private static CompletableFuture<Throwable> runAsync(DockerPushStage stage, RecordingJobContext job) {

@@ -11,6 +11,7 @@ import dev.slipway.worker.testkit.RecordingJobContext;
 import java.nio.file.Path;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ThreadLocalRandom;
@@ -61,20 +62,27 @@ final class Fixtures {
   }
 
   static JobRequestView request(String imageName) {
-    return new JobRequestView(
-        "job-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()),
-        "https://git.example.com/team/app.git",
-        "main",
-        Optional.of(Secret.of(TOKEN)),
-        imageName,
-        "Dockerfile",
-        ".",
-        Map.of());
+    return request(imageName, List.of());
+  }
+
+  /** A job's request for {@code imageName}, pushed under {@code extraTags} too. */
+  static JobRequestView request(String imageName, List<String> extraTags) {
+    return JobRequestView.builder("https://git.example.com/team/app.git", imageName)
+        .jobId("job-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()))
+        .branch("main")
+        .token(Optional.of(Secret.of(TOKEN)))
+        .extraTags(extraTags)
+        .build();
   }
 
   /** A job whose build stage published {@code localImage}. */
   static RecordingJobContext job(String imageName, String localImage, Path workspace) {
-    RecordingJobContext context = new RecordingJobContext(request(imageName), workspace);
+    return job(request(imageName), localImage, workspace);
+  }
+
+  /** A job of {@code request} whose build stage published {@code localImage}. */
+  static RecordingJobContext job(JobRequestView request, String localImage, Path workspace) {
+    RecordingJobContext context = new RecordingJobContext(request, workspace);
     context.publish(StageKeys.LOCAL_IMAGE, localImage);
     return context;
   }

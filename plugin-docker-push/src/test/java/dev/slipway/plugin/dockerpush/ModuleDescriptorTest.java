@@ -34,7 +34,7 @@ class ModuleDescriptorTest {
     DockerPushStageFactory factory = new DockerPushStageFactory();
     assertEquals("docker-push", factory.id());
     assertEquals(Set.of(StageKeys.LOCAL_IMAGE), factory.requires());
-    assertEquals(Set.of(StageKeys.IMAGE_URI, StageKeys.IMAGE_DIGEST), factory.produces());
+    assertEquals(Set.of(StageKeys.IMAGE_URI, StageKeys.IMAGE_DIGEST, StageKeys.EXTRA_IMAGE_URIS), factory.produces());
     assertEquals(Set.of("auth.password"), factory.secretConfigPaths());
     assertTrue(!factory.description().isBlank());
   }
@@ -43,7 +43,9 @@ class ModuleDescriptorTest {
   void noDockerJavaTypeAppearsOutsideTheEngineAdapter() throws Exception {
     // The SDK stays behind ImageEngine: only DockerJavaEngine (and its nested classes) may use it.
     for (Class<?> type : List.of(DockerPushStage.class, DockerPushStageFactory.class, DockerPushSettings.class,
-        ImageEngine.class, PushMessage.class, PushProgress.class, RegistryApi.class, ImageName.class)) {
+        ImageEngine.class, PushMessage.class, PushProgress.class, RegistryApi.class, ImageName.class,
+        RequestedImage.class, Destinations.class, LocalTags.class, LocalNames.class, PushWithRetries.class,
+        EngineRetries.class, DigestCheck.class, Cancellation.class, PushErrors.class, PushLeftovers.class)) {
       for (var method : type.getDeclaredMethods()) {
         for (Class<?> p : method.getParameterTypes()) {
           assertTrue(!p.getName().startsWith("com.github.dockerjava"), type + "." + method.getName() + " takes " + p);

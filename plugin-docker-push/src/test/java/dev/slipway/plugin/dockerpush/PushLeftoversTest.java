@@ -284,4 +284,46 @@ class PushLeftoversTest {
     }
     assertEquals(Optional.of(owner), id(target.reference()), log.toString());
   }
+
+  @Test
+  void onTheRealEngineAKeptNameStaysAndTheImageThatHadItKeepsItsId() throws Exception {
+    needsEngine();
+    String u = Fixtures.unique();
+    // 1. Crash after the keep was noted, before the holding name went: it names the owner still.
+    ImageName.Target kept = new ImageName.Target("registry.example.com", "crash/kept-" + u, "1");
+    ImageName.Target holdA = new ImageName.Target("slipway.local", "held-" + u + "a", "held");
+    // 2. Crash after the holding name was pointed at the job's image, before it was removed.
+    ImageName.Target halfKept = new ImageName.Target("registry.example.com", "crash/half-kept-" + u, "1");
+    ImageName.Target holdB = new ImageName.Target("slipway.local", "held-" + u + "b", "held");
+    // 3. Noted as kept, but someone pointed the name at another image since.
+    ImageName.Target moved = new ImageName.Target("registry.example.com", "crash/moved-" + u, "1");
+
+    String jobImage = image("slipway.local/crash-kept-" + u + ":build");
+    String owner = image(holdA.reference());
+    String other = image("crash/other-kept-" + u + ":1");
+    toRemove.addAll(List.of(kept.reference(), halfKept.reference(), moved.reference(), holdB.reference(), owner));
+    tag(jobImage, kept.reference());
+    tag(jobImage, halfKept.reference());
+    tag(jobImage, holdB.reference());
+    tag(other, moved.reference());
+    List<String> records = List.of(
+        PushLeftovers.hold(kept, owner, holdA), PushLeftovers.tag(kept, jobImage), PushLeftovers.keep(kept, jobImage),
+        PushLeftovers.tag(halfKept, jobImage), PushLeftovers.hold(halfKept, owner, holdB),
+        PushLeftovers.keep(halfKept, jobImage),
+        PushLeftovers.tag(moved, jobImage), PushLeftovers.keep(moved, jobImage));
+
+    try (ImageEngine engine = realEngine()) {
+      stage(engine).removeLeftovers(records, jobLog);
+    }
+    assertEquals(Optional.of(jobImage), id(kept.reference()), "the kept name stays: " + log);
+    assertEquals(Optional.of(jobImage), id(halfKept.reference()));
+    assertEquals(Optional.empty(), id(holdA.reference()));
+    assertEquals(Optional.empty(), id(holdB.reference()));
+    DockerEngine.Result ownerTags = DOCKER.docker("image", "inspect", "--format", "{{json .RepoTags}}", owner);
+    assertTrue(ownerTags.isSuccess(), "the image that had the name keeps its id: " + ownerTags.output());
+    assertEquals("[]", ownerTags.output().strip(), "without a name, as after docker tag over it");
+    assertEquals(Optional.of(other), id(moved.reference()), "a name someone else uses now is left alone");
+    assertTrue(log.stream().anyMatch(l -> l.startsWith("left " + kept + " on the job's pushed image")), log.toString());
+    assertTrue(log.stream().anyMatch(l -> l.startsWith("removed the holding name " + holdA)), log.toString());
+  }
 }

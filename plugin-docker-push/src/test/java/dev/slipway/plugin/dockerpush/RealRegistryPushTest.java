@@ -160,6 +160,35 @@ class RealRegistryPushTest {
   }
 
   @Test
+  void extraTagsArePushedAndEachServesTheMainTagsDigest() throws Exception {
+    String local = buildImage("extra");
+    String repository = repositoryOf(local);
+    String base = REGISTRY.address() + "/" + repository;
+    try (Stage stage = stage(settings())) {
+      RecordingJobContext job = Fixtures.job(Fixtures.request(repository + ":1", List.of("main", "latest")), local, tmp);
+      stage.validate(job.request());
+      long start = System.nanoTime();
+      stage.execute(job);
+      System.out.println("[figure] push under 1 + 2 extra tags: " + millisSince(start) + " ms");
+      stage.cleanup(job);
+
+      String digest = job.get(StageKeys.IMAGE_DIGEST).orElseThrow();
+      assertEquals(Optional.of(base + ":1"), job.get(StageKeys.IMAGE_URI));
+      assertEquals(Optional.of(List.of(base + ":main", base + ":latest")), job.get(StageKeys.EXTRA_IMAGE_URIS),
+          "one URI per extra tag, in the request's order");
+      for (String tag : List.of("1", "main", "latest")) {
+        assertEquals(Optional.of(digest), REGISTRY.manifestDigest(repository, tag),
+            "the registry serves the same manifest under " + tag);
+      }
+      for (String tag : List.of("1", "main", "latest")) {
+        assertFalse(DOCKER.imageExists(base + ":" + tag), "no destination name left: " + tag);
+      }
+      assertEquals(4, job.lines().stream().filter(l -> l.endsWith(": Layer already exists")).count(),
+          "each extra tag finds both layers already pushed: " + job.lines());
+    }
+  }
+
+  @Test
   void aSecondPushReusesTheLayersAlreadyInTheRegistry() throws Exception {
     String local = buildImage("again");
     String repository = repositoryOf(local);
@@ -374,7 +403,7 @@ class RealRegistryPushTest {
     String local = buildImage("mismatch");
     String forged = "sha256:" + "0".repeat(64);
     try (RegistryProxy proxy = RegistryProxy.start(REGISTRY.address()).overrideManifestDigest(forged);
-        Stage stage = stage(settings("registry", proxy.address()))) {
+        Stage stage = stage(settings("registry", proxy.address(), "digest-check", "registry"))) {
       RecordingJobContext job = job(repositoryOf(local) + ":1", local);
       StageException e = assertThrows(StageException.class, () -> stage.execute(job));
       stage.cleanup(job);
@@ -383,6 +412,24 @@ class RealRegistryPushTest {
       assertEquals(Optional.empty(), job.get(StageKeys.IMAGE_DIGEST));
       assertTrue(proxy.requests().stream().anyMatch(r -> r.startsWith("HEAD ") && r.contains("/manifests/1")),
           proxy.requests().toString());
+    }
+  }
+
+  @Test
+  void byDefaultTheRegistrysAnswerToThePushIsTheDigestAndNoManifestIsAskedFor() throws Exception {
+    String local = buildImage("answer");
+    try (RegistryProxy proxy = RegistryProxy.start(REGISTRY.address());
+        Stage stage = stage(settings("registry", proxy.address()))) {
+      String repository = repositoryOf(local);
+      RecordingJobContext job = job(repository + ":1", local);
+      stage.execute(job);
+      stage.cleanup(job);
+
+      assertEquals(REGISTRY.manifestDigest(repository, "1"), job.get(StageKeys.IMAGE_DIGEST));
+      assertTrue(proxy.requests().stream().anyMatch(r -> r.startsWith("PUT ") && r.contains("/manifests/1")),
+          proxy.requests().toString());
+      assertTrue(proxy.requests().stream().noneMatch(r -> r.startsWith("HEAD ") && r.contains("/manifests/")),
+          "no manifest request after the push: " + proxy.requests());
     }
   }
 

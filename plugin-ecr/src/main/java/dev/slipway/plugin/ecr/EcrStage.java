@@ -181,6 +181,11 @@ final class EcrStage implements Stage {
     return result;
   }
 
+  /** The client the stage calls ECR through. */
+  EcrAuthClient client() {
+    return client;
+  }
+
   @Override
   public void close() {
     client.close();

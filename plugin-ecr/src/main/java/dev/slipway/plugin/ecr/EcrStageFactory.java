@@ -49,7 +49,8 @@ public final class EcrStageFactory implements StageFactory {
   @Override
   public Stage create(Config config, WorkerEnvironment environment) throws StageConfigException {
     EcrSettings settings = EcrSettings.from(config, environment);
-    return create(settings, SdkEcrAuthClient.create(settings.clientSpec()));
+    // Every setting is checked now; the SDK's client is built by the first job that needs it.
+    return create(settings, new LazyAuthClient(() -> SdkEcrAuthClient.create(settings.clientSpec())));
   }
 
   /** The stage over another client: a fake in tests. */

@@ -134,6 +134,7 @@ final class GitStage implements Stage {
     }
     context.publish(StageKeys.SOURCE_DIR, checkout);
     context.publish(StageKeys.COMMIT_SHA, result.commitSha().toLowerCase(Locale.ROOT));
+    result.commitTime().ifPresent(time -> context.publish(StageKeys.COMMIT_TIME, time));
     context
         .log()
         .line(

@@ -87,6 +87,6 @@ public final class GitStageFactory implements StageFactory {
 
   @Override
   public Set<StageKey<?>> produces() {
-    return Set.of(StageKeys.SOURCE_DIR, StageKeys.COMMIT_SHA);
+    return Set.of(StageKeys.SOURCE_DIR, StageKeys.COMMIT_SHA, StageKeys.COMMIT_TIME);
   }
 }

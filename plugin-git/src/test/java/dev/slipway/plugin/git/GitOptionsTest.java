@@ -92,6 +92,18 @@ class GitOptionsTest {
   }
 
   @Test
+  void theCommitsTimeIsPublishedForTheBuildsCreationLabel() throws Exception {
+    RecordingJobContext ctx = job("five.git", Map.of());
+
+    run(stage(), ctx);
+
+    long committed =
+        Long.parseLong(GitRepos.git(workspace.resolve("src"), "log", "-1", "--format=%ct"));
+    assertEquals(Optional.of(java.time.Instant.ofEpochSecond(committed)),
+        ctx.get(dev.slipway.worker.api.StageKeys.COMMIT_TIME));
+  }
+
+  @Test
   void depthOptionFetchesThatManyCommits() throws Exception {
     RecordingJobContext ctx = job("five.git", Map.of("depth", "3"));
 

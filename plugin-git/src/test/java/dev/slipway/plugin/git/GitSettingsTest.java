@@ -236,7 +236,7 @@ class GitSettingsTest {
             .orElseThrow();
 
     assertTrue(factory instanceof GitStageFactory);
-    assertEquals(Set.of(StageKeys.SOURCE_DIR, StageKeys.COMMIT_SHA), factory.produces());
+    assertEquals(Set.of(StageKeys.SOURCE_DIR, StageKeys.COMMIT_SHA, StageKeys.COMMIT_TIME), factory.produces());
     assertEquals(Set.of(), factory.requires());
     assertFalse(factory.description().isBlank());
     assertEquals(List.of(GitErrors.values()), factory.errorCodes());

@@ -12,6 +12,16 @@ public final class StageKeys {
   /** The full sha of the checked-out commit; it becomes {@code JobResponse.commit_sha}. */
   public static final StageKey<String> COMMIT_SHA = StageKey.of("commit-sha", String.class);
 
+  /**
+   * When the checked-out commit was made (its committer time). A build stage uses it for the
+   * image's creation label, so that the same commit builds the same image, byte for byte, and a
+   * repeat job pushes nothing new.
+   *
+   * @since 0.3
+   */
+  public static final StageKey<java.time.Instant> COMMIT_TIME =
+      StageKey.of("commit-time", java.time.Instant.class);
+
   /** The reference of the image built into the local engine, e.g. {@code app:1.2}. */
   public static final StageKey<String> LOCAL_IMAGE = StageKey.of("local-image", String.class);
 

@@ -7,6 +7,7 @@ import dev.slipway.proto.v1.RegisterRequest;
 import dev.slipway.worker.runtime.config.ConfigLoader;
 import dev.slipway.worker.runtime.config.ConfigProblems;
 import dev.slipway.worker.runtime.config.SecuritySettings;
+import dev.slipway.worker.runtime.config.StartupPhases;
 import dev.slipway.worker.runtime.config.StartupException;
 import dev.slipway.worker.runtime.grpc.CallerInterceptor;
 import dev.slipway.worker.runtime.security.AccessPolicy;
@@ -55,6 +56,7 @@ public final class Worker implements AutoCloseable {
   private final Function<String, Channel> channels;
   private final Workspaces workspaces;
   private final CallerRegistry callers;
+  private final StartupPhases phases;
   /** New for every start of the process: the orchestrator tells a restarted worker by it. */
   private final String instanceId = java.util.UUID.randomUUID().toString();
   private final TransportSecurity transport = new TransportSecurity();
@@ -64,11 +66,14 @@ public final class Worker implements AutoCloseable {
   private Registrar registrar;
   private ManagedChannel ownChannel;
   private boolean stopped;
+  /** Initialising the server's classes (see {@link WorkerServer#warmUp}); null when not. */
+  private Thread warmUp;
 
   private Worker(WorkerSettings settings, Config config, PluginRegistry plugins,
       Pipeline pipeline, Function<String, Channel> channels, List<String> secrets,
-      CallerRegistry callers) {
+      CallerRegistry callers, StartupPhases phases) {
     this.settings = settings;
+    this.phases = phases;
     this.callers = callers;
     this.config = config;
     this.plugins = plugins;
@@ -116,7 +121,29 @@ public final class Worker implements AutoCloseable {
 
   /** Loads and checks everything, with the stages of the boot layer and the plugins folder. */
   public static Worker prepare(WorkerOptions options) throws StartupException {
-    return prepare(options, PluginRegistry.discover(options.pluginsDir()), null);
+    return prepare(options, new StartupPhases());
+  }
+
+  /** Loads and checks everything, marking each phase of it in {@code phases}. */
+  public static Worker prepare(WorkerOptions options, StartupPhases phases)
+      throws StartupException {
+    PluginRegistry plugins = PluginRegistry.discover(options.pluginsDir());
+    phases.mark("plugins");
+    // The gRPC server's classes initialise on the other core while configuration and stages
+    // load (after the plugin folders, which keep both cores busy); start() waits for it.
+    Thread warmUp = new Thread(() -> {
+      try {
+        WorkerServer.warmUp();
+      } catch (RuntimeException | LinkageError e) {
+        // Only a head start: building the server says what is wrong, if anything is.
+        LOG.debug("warming up the gRPC server's classes failed", e);
+      }
+    }, "warm-up");
+    warmUp.setDaemon(true);
+    warmUp.start();
+    Worker worker = prepare(options, plugins, null, phases);
+    worker.warmUp = warmUp;
+    return worker;
   }
 
   /**
@@ -127,6 +154,11 @@ public final class Worker implements AutoCloseable {
    */
   public static Worker prepare(WorkerOptions options, PluginRegistry plugins,
       Function<String, Channel> channels) throws StartupException {
+    return prepare(options, plugins, channels, new StartupPhases());
+  }
+
+  private static Worker prepare(WorkerOptions options, PluginRegistry plugins,
+      Function<String, Channel> channels, StartupPhases phases) throws StartupException {
     List<Module> modules = new ArrayList<>();
     for (DiscoveredStage stage : plugins.all()) {
       if (!modules.contains(stage.module())) {
@@ -144,6 +176,7 @@ public final class Worker implements AutoCloseable {
       problems.addAll(e.problems());
       settings = null;
     }
+    phases.mark("config");
     Pipeline pipeline = null;
     CallerRegistry callers = null;
     if (settings != null) {
@@ -153,9 +186,10 @@ public final class Worker implements AutoCloseable {
       settings.security().orchestratorTls()
           .ifPresent(tls -> TransportSecurity.check(tls, security));
       problems.addAll(security.asList());
+      phases.mark("security");
       try {
         pipeline = PipelineAssembler.assemble(config, settings, plugins, new RuntimeEnvironment(
-            settings.id(), settings.region(), options.home(), options.environment()));
+            settings.id(), settings.region(), options.home(), options.environment()), phases);
       } catch (StartupException e) {
         problems.addAll(e.problems());
       }
@@ -178,8 +212,11 @@ public final class Worker implements AutoCloseable {
       all.addAll(problems);
       all.throwIfAny("the worker cannot start");
     }
-    return new Worker(settings, config, plugins, pipeline, channels,
-        workerSecrets(config, pipeline, options.environment()), callers);
+    phases.mark("pipeline");
+    Worker worker = new Worker(settings, config, plugins, pipeline, channels,
+        workerSecrets(config, pipeline, options.environment()), callers, phases);
+    phases.mark("jobs");
+    return worker;
   }
 
   /**
@@ -192,6 +229,18 @@ public final class Worker implements AutoCloseable {
     workspaceLock = workspaces.lock();
     // What a crashed predecessor left (processes, temp dirs, images, workspaces), before serving.
     jobs.removeLeftovers();
+    phases.mark("leftovers");
+    if (warmUp != null) {
+      // Never two threads initialising the same classes: the server is built after it is done.
+      try {
+        warmUp.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted while starting", e);
+      }
+      warmUp = null;
+      phases.mark("warm-up");
+    }
     SecuritySettings security = settings.security();
     Optional<io.grpc.ServerCredentials> credentials;
     try {
@@ -209,6 +258,7 @@ public final class Worker implements AutoCloseable {
         jobs, settings.id(), new CallerInterceptor(callers, new AccessPolicy(security.policy()),
             security.openMethods(), jobs));
     server.start();
+    phases.mark("server");
     LOG.info("worker {} listening on {}:{} ({}{}), pipeline {}", settings.id(),
         settings.bindAddress(), server.port(),
         security.tls().isEmpty() ? "plaintext"
@@ -224,6 +274,7 @@ public final class Worker implements AutoCloseable {
           metrics.port());
     }
     server.markServing();
+    phases.mark("serving");
     Optional<String> address = settings.orchestrator().address();
     if (address.isEmpty()) {
       LOG.info("no orchestrator address (worker.orchestrator.address / ORCHESTRATOR_ADDR):"
@@ -311,6 +362,11 @@ public final class Worker implements AutoCloseable {
       case BUSY -> dev.slipway.proto.v1.WorkerStatus.WORKER_STATUS_BUSY;
       case DRAINING -> dev.slipway.proto.v1.WorkerStatus.WORKER_STATUS_DRAINING;
     };
+  }
+
+  /** How long each phase of this worker's start-up took. */
+  public StartupPhases startupPhases() {
+    return phases;
   }
 
   /** This start of the process, as the orchestrator tells starts apart. */

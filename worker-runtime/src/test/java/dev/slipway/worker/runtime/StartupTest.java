@@ -76,22 +76,6 @@ class StartupTest {
   }
 
   @Test
-  void stageConfigurationProblemsAndPipelineProblemsComeTogether() {
-    StartupException e = assertThrows(StartupException.class, () -> TestWorkers.prepare(dir,
-        "worker.pipeline = [test-consume, test-fail]\n"
-            + "worker.stages.test-fail.code = nodot\n"
-            + "worker.stages.tset-block.timeout = 1s"));
-    List<String> problems = e.problems();
-    String all = String.join("\n", problems);
-    assertTrue(all.contains("worker.stages.test-fail: code: 'nodot'"), all);
-    assertTrue(all.contains("stage 'test-consume' needs 'commit-sha', which no stage before it"
-        + " in worker.pipeline [test-consume, test-fail] produces; stages that produce it: [git,"
-        + " test-publish]"), all);
-    assertTrue(all.contains("worker.stages.tset-block configures a stage no plugin provides"),
-        all);
-  }
-
-  @Test
   void originalEnvironmentVariablesAreHonoured() throws Exception {
     Path conf = TestWorkers.config(dir, "worker.pipeline = [test-publish]");
     Worker worker = Worker.prepare(new WorkerOptions(Optional.of(conf), dir, Environment.of(Map.of(

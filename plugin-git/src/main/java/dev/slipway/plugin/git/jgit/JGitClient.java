@@ -584,7 +584,7 @@ public final class JGitClient implements GitClient {
         }
         // The watcher looks every 100 ms; what the last moments wrote is checked here.
         limit.checkDisk();
-        return new CloneResult(head.name(), branch);
+        return new CloneResult(head.name(), branch, commitTime(repository, head));
       }
     }
 
@@ -1172,7 +1172,7 @@ public final class JGitClient implements GitClient {
           cloneSubmodules(repository);
         }
         limit.checkDisk();
-        return new CloneResult(commit.name(), checkedOut);
+        return new CloneResult(commit.name(), checkedOut, commitTime(repository, commit));
       }
     }
 
@@ -1657,6 +1657,17 @@ public final class JGitClient implements GitClient {
 
     TransportRefusedException(String message) {
       super(message);
+    }
+  }
+
+  /** The commit's committer time; empty when the commit cannot be read (it was just checked out). */
+  private static java.util.Optional<java.time.Instant> commitTime(Repository repository,
+      ObjectId commit) {
+    try (org.eclipse.jgit.revwalk.RevWalk walk = new org.eclipse.jgit.revwalk.RevWalk(repository)) {
+      return java.util.Optional.of(
+          java.time.Instant.ofEpochSecond(walk.parseCommit(commit).getCommitTime()));
+    } catch (java.io.IOException e) {
+      return java.util.Optional.empty();
     }
   }
 }

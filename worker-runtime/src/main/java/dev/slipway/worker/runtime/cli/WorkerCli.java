@@ -6,6 +6,7 @@ import dev.slipway.worker.api.StageOption;
 import dev.slipway.worker.runtime.Worker;
 import dev.slipway.worker.runtime.WorkerOptions;
 import dev.slipway.worker.runtime.config.StartupException;
+import dev.slipway.worker.runtime.config.StartupPhases;
 import dev.slipway.worker.runtime.logging.Logging;
 import dev.slipway.worker.runtime.plugins.DiscoveredStage;
 import dev.slipway.worker.runtime.plugins.PluginRegistry;
@@ -43,6 +44,13 @@ public final class WorkerCli implements Callable<Integer> {
   @Spec
   CommandLine.Model.CommandSpec spec;
 
+  /** From the first line of {@link #run}: the phases of start-up, logged at debug once serving. */
+  private final StartupPhases phases;
+
+  WorkerCli(StartupPhases phases) {
+    this.phases = phases;
+  }
+
   /** Runs the command line and returns the exit code; {@code main} exits with it. */
   public static int run(String... args) {
     return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
@@ -52,8 +60,15 @@ public final class WorkerCli implements Callable<Integer> {
   public static int run(PrintWriter out, PrintWriter err, String... args) {
     // Quiet until `serve` applies worker.log.*: library DEBUG output (Netty dumps frames, which
     // hold request fields) must never reach a terminal by default.
+    StartupPhases phases = new StartupPhases();
     Logging.configure("text", "WARN");
-    CommandLine cli = new CommandLine(new WorkerCli());
+    phases.mark("log-init");
+    Optional<Optional<Path>> serve = plainServe(args);
+    if (serve.isPresent()) {
+      return serve(serve.get(), phases, err);
+    }
+    CommandLine cli = new CommandLine(new WorkerCli(phases));
+    phases.mark("picocli");
     cli.setOut(out);
     cli.setErr(err);
     cli.setExitCodeExceptionMapper(e -> e instanceof StartupException ? EXIT_CONFIG : 1);
@@ -65,6 +80,59 @@ public final class WorkerCli implements Callable<Integer> {
       throw e;
     });
     return cli.execute(args);
+  }
+
+  /**
+   * The configuration file of a command line that only says "serve" ({@code serve},
+   * {@code --config F}, {@code serve -c F}, {@code --config=F serve}, or nothing: what
+   * bin/worker and a container run); empty for any other command line, which picocli parses.
+   * Why: picocli builds its model of every subcommand by reflection, from classes too old for the
+   * JVM's class-data cache, which took about a fifth of the worker's start-up for a parse that
+   * this does in a loop. Anything else (help, other options, argument files) goes to picocli as before.
+   */
+  static Optional<Optional<Path>> plainServe(String... args) {
+    boolean serve = false;
+    String config = null;
+    for (int i = 0; i < args.length; i++) {
+      String arg = args[i];
+      if (arg.equals("serve") && !serve) {
+        serve = true;
+      } else if ((arg.equals("--config") || arg.equals("-c")) && config == null
+          && i + 1 < args.length && plainValue(args[i + 1])) {
+        config = args[++i];
+      } else if (arg.startsWith("--config=") && config == null
+          && plainValue(arg.substring("--config=".length()))) {
+        config = arg.substring("--config=".length());
+      } else {
+        return Optional.empty();
+      }
+    }
+    return Optional.of(Optional.ofNullable(config).map(Path::of));
+  }
+
+  /** A value picocli would take as it is: not empty, not an option, not an argument file. */
+  private static boolean plainValue(String value) {
+    return !value.isEmpty() && !value.startsWith("-") && !value.startsWith("@");
+  }
+
+  /** `serve` without picocli, with the exit codes and messages {@link #run} gives it. */
+  private static int serve(Optional<Path> config, StartupPhases phases, PrintWriter err) {
+    WorkerCli parent = new WorkerCli(phases);
+    parent.config = config.orElse(null);
+    Serve serve = new Serve();
+    serve.parent = parent;
+    try {
+      return serve.call();
+    } catch (StartupException e) {
+      err.println("slipway: " + e.getMessage());
+      err.flush();
+      return EXIT_CONFIG;
+    } catch (Exception e) {
+      // What picocli prints for an unhandled exception: the stack trace.
+      e.printStackTrace(err);
+      err.flush();
+      return 1;
+    }
   }
 
   @Override
@@ -88,9 +156,12 @@ public final class WorkerCli implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+      parent.phases.mark("cli");
       WorkerOptions options = WorkerOptions.fromProcess(parent.configFile());
-      Worker worker = Worker.prepare(options);
+      parent.phases.mark("options");
+      Worker worker = Worker.prepare(options, parent.phases);
       Logging.configure(worker.settings().logFormat(), worker.settings().logLevel());
+      parent.phases.mark("logging");
       CountDownLatch stopped = new CountDownLatch(1);
       // Installed before start, so that SIGTERM during start-up drains too (stop waits for it).
       Signals.onTermination(() -> {
@@ -105,6 +176,9 @@ public final class WorkerCli implements Callable<Integer> {
         worker.jobs().cancelAll();
       });
       worker.start();
+      if (LOG.isDebugEnabled()) {
+        LOG.debug("start-up phases: {}", parent.phases.summary());
+      }
       stopped.await();
       return 0;
     }

@@ -164,6 +164,29 @@ public final class ConfigLoader {
    * that each plugin layer contributes exactly its own defaults.
    */
   public static Config referenceOf(Module module, ConfigProblems problems) {
+    // Each start reads every module's file two or three times (defaults, key checks); a module's
+    // resources never change, so one parse each. Weak: the layers of stopped workers may go.
+    synchronized (REFERENCES) {
+      Config parsed = REFERENCES.get(module);
+      if (parsed != null) {
+        return parsed;
+      }
+    }
+    ConfigProblems own = new ConfigProblems();
+    Config parsed = parseReference(module, own);
+    if (own.isEmpty()) {
+      synchronized (REFERENCES) {
+        REFERENCES.put(module, parsed);
+      }
+    } else {
+      problems.addAll(own.asList());
+    }
+    return parsed;
+  }
+
+  private static final Map<Module, Config> REFERENCES = new java.util.WeakHashMap<>();
+
+  private static Config parseReference(Module module, ConfigProblems problems) {
     try (InputStream in = module.getResourceAsStream("reference.conf")) {
       if (in == null) {
         return ConfigFactory.empty();

@@ -31,6 +31,8 @@ public final class WorkerServer {
   private final JobManager jobs;
   private final HealthStatusManager health = new HealthStatusManager();
   private final ExecutorService executor;
+  /** Serves Ping and health alone, so that no burst of job calls can keep a probe waiting. */
+  private final ExecutorService probes;
   private final Server server;
   private final Optional<Server> healthServer;
 
@@ -83,12 +85,22 @@ public final class WorkerServer {
       t.setDaemon(true);
       return t;
     });
+    this.probes = Executors.newFixedThreadPool(2, r -> {
+      Thread t = new Thread(r, "grpc-probe-" + n.incrementAndGet());
+      t.setDaemon(true);
+      // A probe is a few microseconds of work; ahead of job bookkeeping when cores are busy.
+      t.setPriority(Thread.MAX_PRIORITY);
+      return t;
+    });
     InetSocketAddress address = new InetSocketAddress(options.bindAddress(), options.port());
     NettyServerBuilder builder = options.credentials().isPresent()
         ? NettyServerBuilder.forAddress(address, options.credentials().get())
         : NettyServerBuilder.forAddress(address);
     this.server = builder
-        .executor(executor)
+        // Each call's executor is chosen on the transport thread (probeExecutor): with a pool
+        // here, the choosing itself would queue behind busy job calls.
+        .executor(Runnable::run)
+        .callExecutor(this::probeExecutor)
         // A request is a few kilobytes; a bigger one is refused before it is parsed.
         .maxInboundMessageSize(options.maxInboundMessageSize())
         .maxInboundMetadataSize(16 * 1024)
@@ -113,7 +125,7 @@ public final class WorkerServer {
         .build();
     // The same status manager: both listeners turn NOT_SERVING together when the worker drains.
     this.healthServer = options.healthOnly().map(a -> NettyServerBuilder.forAddress(a)
-        .executor(executor)
+        .executor(probes)
         .maxInboundMessageSize(16 * 1024)
         .addService(health.getHealthService())
         .build());
@@ -122,6 +134,34 @@ public final class WorkerServer {
       t.setDaemon(true);
       return t;
     });
+  }
+
+  /**
+   * The executor of a call: Ping and health on their own threads, everything else on the job
+   * calls' pool. Chosen on the transport thread from the method name alone, before any of the
+   * call (interceptors included) runs; never null, which would leave the call on that thread.
+   */
+  private java.util.concurrent.Executor probeExecutor(io.grpc.ServerCall<?, ?> call,
+      io.grpc.Metadata headers) {
+    String method = call.getMethodDescriptor().getFullMethodName();
+    return method.equals(PING) || method.startsWith(HEALTH) ? probes : executor;
+  }
+
+  private static final String PING = JobServiceGrpc.getPingMethod().getFullMethodName();
+  private static final String HEALTH = io.grpc.health.v1.HealthGrpc.SERVICE_NAME + "/";
+
+  /**
+   * Initialises the classes the server is built from (Netty's platform probing, the gRPC
+   * builder, the health and reflection services with their protobuf descriptors) and nothing
+   * else: no socket, no thread. A start-up runs it on a thread of its own while it reads plugins
+   * and configuration, and waits for it before building the server, so that no class is ever
+   * initialised by two threads at once.
+   */
+  public static void warmUp() {
+    NettyServerBuilder.forPort(0);
+    new HealthStatusManager().getHealthService().bindService();
+    ProtoReflectionServiceV1.newInstance().bindService();
+    JobServiceGrpc.getServiceDescriptor();
   }
 
   /** Starts listening; health stays NOT_SERVING until {@link #markServing()}. */
@@ -224,6 +264,7 @@ public final class WorkerServer {
       Thread.currentThread().interrupt();
     }
     executor.shutdownNow();
+    probes.shutdownNow();
   }
 
   public void awaitTermination() throws InterruptedException {

@@ -13,6 +13,7 @@ import dev.slipway.worker.api.WorkerEnvironment;
 import dev.slipway.worker.runtime.config.ConfigLoader;
 import dev.slipway.worker.runtime.config.ConfigProblems;
 import dev.slipway.worker.runtime.config.StartupException;
+import dev.slipway.worker.runtime.config.StartupPhases;
 import dev.slipway.worker.runtime.config.WorkerSettings;
 import dev.slipway.worker.runtime.plugins.DiscoveredStage;
 import dev.slipway.worker.runtime.plugins.PluginRegistry;
@@ -38,6 +39,13 @@ public final class PipelineAssembler {
     return assemble(config, settings.pipeline(), settings.jobTimeout(), registry, env);
   }
 
+  /** As {@link #assemble(Config, WorkerSettings, PluginRegistry, WorkerEnvironment)}, recording
+   * how long each stage's {@code create} took in {@code phases}. */
+  public static Pipeline assemble(Config config, WorkerSettings settings, PluginRegistry registry,
+      WorkerEnvironment env, StartupPhases phases) throws StartupException {
+    return assemble(config, settings.pipeline(), settings.jobTimeout(), registry, env, phases);
+  }
+
   /**
    * Assembles the pipeline of the given stage ids.
    *
@@ -45,6 +53,12 @@ public final class PipelineAssembler {
    */
   public static Pipeline assemble(Config config, List<String> ids, Duration defaultTimeout,
       PluginRegistry registry, WorkerEnvironment env) throws StartupException {
+    return assemble(config, ids, defaultTimeout, registry, env, new StartupPhases());
+  }
+
+  private static Pipeline assemble(Config config, List<String> ids, Duration defaultTimeout,
+      PluginRegistry registry, WorkerEnvironment env, StartupPhases phases)
+      throws StartupException {
     ConfigProblems problems = new ConfigProblems();
     List<PipelineStage> stages = new ArrayList<>();
     Set<StageKey<?>> produced = new HashSet<>();
@@ -89,6 +103,7 @@ public final class PipelineAssembler {
       }
       produced.addAll(plugin.factory().produces());
 
+      long creating = System.nanoTime();
       try {
         Stage stage = plugin.factory().create(block, env);
         if (stage == null) {
@@ -107,6 +122,7 @@ public final class PipelineAssembler {
         problems.add("stage '" + id + "' (module " + plugin.moduleName()
             + ") failed while starting: " + e);
       }
+      phases.record("create " + id, System.nanoTime() - creating);
     }
 
     try {

@@ -10,7 +10,8 @@ import java.time.Duration;
 
 /**
  * {@code test-block}: writes a file into the workspace, then waits until the job is cancelled (or
- * for {@code duration} when set), logging a line every {@code log-interval}.
+ * for {@code duration} when set), logging a line every {@code log-interval}. Its check of a
+ * request takes {@code validate-duration} (0 by default), as a stage asking a slow service would.
  */
 public final class BlockingStageFactory implements StageFactory {
   @Override
@@ -23,7 +24,22 @@ public final class BlockingStageFactory implements StageFactory {
     Duration duration = config.getDuration("duration");
     Duration interval = config.getDuration("log-interval");
     String line = config.getString("log-line");
-    return context -> block(context, duration, interval, line);
+    Duration validation = config.getDuration("validate-duration");
+    return new Stage() {
+      @Override
+      public void validate(dev.slipway.worker.api.JobRequestView request) {
+        try {
+          Thread.sleep(validation.toMillis());
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+
+      @Override
+      public void execute(JobContext context) throws InterruptedException {
+        block(context, duration, interval, line);
+      }
+    };
   }
 
   private static void block(JobContext context, Duration duration, Duration interval,

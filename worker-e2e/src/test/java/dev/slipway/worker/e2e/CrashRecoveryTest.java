@@ -1,4 +1,4 @@
-package dev.slipway.worker.runtime;
+package dev.slipway.worker.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

@@ -1,4 +1,4 @@
-package dev.slipway.worker.runtime;
+package dev.slipway.worker.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -16,6 +16,8 @@ import dev.slipway.proto.v1.PingRequest;
 import dev.slipway.proto.v1.PingResponse;
 import dev.slipway.proto.v1.SubmitJobResponse;
 import dev.slipway.proto.v1.WorkerStatus;
+import dev.slipway.worker.runtime.Worker;
+import dev.slipway.worker.runtime.WorkerOptions;
 import dev.slipway.worker.runtime.config.Environment;
 import dev.slipway.worker.runtime.plugins.PluginRegistry;
 import dev.slipway.worker.testkit.DockerEngine;

@@ -1,4 +1,4 @@
-package dev.slipway.worker.runtime;
+package dev.slipway.worker.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -10,6 +10,8 @@ import dev.slipway.proto.v1.JobOutcome;
 import dev.slipway.proto.v1.JobResponse;
 import dev.slipway.proto.v1.JobServiceGrpc;
 import dev.slipway.proto.v1.WorkerStatus;
+import dev.slipway.worker.runtime.Worker;
+import dev.slipway.worker.runtime.WorkerOptions;
 import dev.slipway.worker.runtime.config.Environment;
 import dev.slipway.worker.runtime.plugins.PluginRegistry;
 import dev.slipway.worker.testkit.DockerEngine;

@@ -1,4 +1,4 @@
-package dev.slipway.worker.runtime;
+package dev.slipway.worker.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -14,6 +14,8 @@ import dev.slipway.proto.v1.RegisterRequest;
 import dev.slipway.proto.v1.RegisterResponse;
 import dev.slipway.proto.v1.WorkerServiceGrpc;
 import dev.slipway.proto.v1.WorkerStatus;
+import dev.slipway.worker.runtime.Worker;
+import dev.slipway.worker.runtime.WorkerOptions;
 import dev.slipway.worker.runtime.config.ConfigLoader;
 import dev.slipway.worker.runtime.config.Environment;
 import dev.slipway.worker.runtime.config.SecuritySettings;

@@ -1,4 +1,4 @@
-package dev.slipway.worker.runtime;
+package dev.slipway.worker.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -14,6 +14,7 @@ import dev.slipway.proto.v1.JobServiceGrpc;
 import dev.slipway.proto.v1.PingRequest;
 import dev.slipway.proto.v1.PingResponse;
 import dev.slipway.proto.v1.WorkerStatus;
+import dev.slipway.worker.runtime.Worker;
 import dev.slipway.worker.runtime.config.StartupException;
 import dev.slipway.worker.runtime.logging.Logging;
 import dev.slipway.worker.testkit.GitHttpServer;

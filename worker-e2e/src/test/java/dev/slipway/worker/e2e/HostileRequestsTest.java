@@ -1,4 +1,4 @@
-package dev.slipway.worker.runtime;
+package dev.slipway.worker.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -10,6 +10,7 @@ import dev.slipway.proto.v1.JobRequest;
 import dev.slipway.proto.v1.JobResponse;
 import dev.slipway.proto.v1.JobServiceGrpc;
 import dev.slipway.proto.v1.WorkerStatus;
+import dev.slipway.worker.runtime.Worker;
 import dev.slipway.worker.testkit.GitHttpServer;
 import dev.slipway.worker.testkit.GitRepos;
 import io.grpc.ManagedChannel;

@@ -1,8 +1,9 @@
-package dev.slipway.worker.runtime;
+package dev.slipway.worker.e2e;
 
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.tngtech.archunit.base.DescribedPredicate;
 import com.tngtech.archunit.core.domain.JavaClasses;
@@ -11,6 +12,7 @@ import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
 import com.tngtech.archunit.library.GeneralCodingRules;
 import io.grpc.Status;
+import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -23,6 +25,14 @@ class ArchitectureTest {
     classes = new ClassFileImporter()
         .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
         .importPackages("dev.slipway");
+  }
+
+  @Test
+  void theBundledPluginsAreImported() {
+    // The plugin rules allow an empty "should": without the plugins they would pass vacuously.
+    for (String plugin : List.of("git", "buildkit", "ecr", "dockerpush")) {
+      assertTrue(classes.containPackage("dev.slipway.plugin." + plugin), plugin);
+    }
   }
 
   @Test
