@@ -222,6 +222,11 @@ class GitMirrorCacheTest {
     run(stage, second);
 
     assertEquals(repos.revParse("app.git", "refs/heads/main"), sha(second));
+    // The build labels the image with the commit's time: the same from the cache.
+    assertEquals(first.get(StageKeys.COMMIT_TIME), second.get(StageKeys.COMMIT_TIME));
+    assertEquals(Optional.of(java.time.Instant.ofEpochSecond(Long.parseLong(GitRepos.git(
+        repos.path("app.git"), "log", "-1", "--format=%ct", "refs/heads/main")))),
+        second.get(StageKeys.COMMIT_TIME));
     assertEquals(wantsBefore, front.granted.size(), "the second clone asked for objects");
     assertEquals(packsBefore, packs(mirror), "the mirror changed");
     assertTrue(logged(second, "the worker's mirror has branch main at " + sha(second)
@@ -424,6 +429,9 @@ class GitMirrorCacheTest {
     assertEquals(tip, sha(second));
     assertTrue(logged(second, "took the checkout of " + tip + " that the worker had ready"),
         second.lines()::toString);
+    assertEquals(Optional.of(java.time.Instant.ofEpochSecond(Long.parseLong(GitRepos.git(
+        repos.path("app.git"), "log", "-1", "--format=%ct", tip)))),
+        second.get(StageKeys.COMMIT_TIME));
     assertEquals(wants, front.granted.size(), "asked the server for objects");
     Path src = workspace.resolve("src");
     assertEquals("main", GitRepos.git(src, "rev-parse", "--abbrev-ref", "HEAD"));

@@ -749,6 +749,7 @@ public final class JGitClient implements GitClient {
         emptyCheckout(); // not what its name says: the clone goes on as if there were none
         return Optional.empty();
       }
+      Optional<java.time.Instant> time;
       try (Repository repository = new FileRepositoryBuilder()
           .setGitDir(target.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
         writeCheckoutConfig(repository, spec.url(), branch, Optional.of(ref));
@@ -758,10 +759,11 @@ public final class JGitClient implements GitClient {
           cloneSubmodules(repository);
         }
         limit.checkDisk();
+        time = commitTime(repository, commit);
       }
       served = tip;
       return Optional.of(new CloneResult(commit.name(),
-          branch.isEmpty() ? ref + " (detached HEAD)" : branch));
+          branch.isEmpty() ? ref + " (detached HEAD)" : branch, time));
     }
 
     /** Whether the mirror just used has so many packs that it should be repacked. */
@@ -1087,7 +1089,8 @@ public final class JGitClient implements GitClient {
           cloneSubmodules(repository);
         }
         limit.checkDisk();
-        return new CloneResult(wanted.commit().name(), wanted.checkedOut());
+        return new CloneResult(wanted.commit().name(), wanted.checkedOut(),
+            commitTime(repository, wanted.commit()));
       }
     }
 
