@@ -6,9 +6,10 @@
 # Serves one repository over smart HTTP on 127.0.0.1 (worker-testkit's GitHttpServer: git
 # http-backend, one process per request, basic auth) and times, interleaved round by round:
 # `git clone --depth 1 --branch B --single-branch` (the token as an Authorization header); the git
-# stage with its cache off; the stage with an empty mirror cache (cold); the same stage again
-# (from the cache, unchanged branch: a ready checkout); and again after one new commit was pushed
-# (the mirror fetches the commit, the checkout is written). Between two of the stage's clones it
+# stage with its cache off; the stage with an empty mirror cache (cold); the same stage again (the
+# mirror has everything, the files are written: no checkout is made ready on a repository's first
+# clone); again (from the cache, unchanged branch: the ready checkout the second clone left); and
+# again after one new commit was pushed (the mirror fetches the commit, the checkout is written). Between two of the stage's clones it
 # waits for the stage's background work, as between jobs, and prints how long that took. Prints the median, min and max of each and
 # its ratio to git's median. Without --repo it makes a repository of 3000 commits, 1500 text files
 # and a 4 MiB binary (about 25 MiB checked out). The stage runs in one JVM after a warm-up round,

@@ -1,5 +1,6 @@
 package dev.slipway.plugin.git;
 
+import java.nio.file.Path;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -37,6 +38,13 @@ public interface GitClient {
    * @param log says what was removed
    */
   default void removeLeftovers(List<String> records, Consumer<String> log) {}
+
+  /**
+   * Takes a job's checkout out of its workspace, when the job is over, to be deleted in the
+   * background: deleting a work tree of thousands of files takes as long as writing it, and the
+   * runtime would do it before it answers the job. Leaves it where it is when it cannot.
+   */
+  default void discardCheckout(Path checkout) {}
 
   /**
    * Waits until the work the client does between jobs (repacks, ready checkouts) that was queued

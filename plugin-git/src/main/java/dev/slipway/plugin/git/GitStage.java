@@ -147,6 +147,16 @@ final class GitStage implements Stage {
                 + " ms");
   }
 
+  /**
+   * The checkout goes once every later stage is done with it (cleanups run in reverse order, the
+   * git stage's last): moved aside and deleted in the background, so that the runtime has little
+   * left to delete before it answers.
+   */
+  @Override
+  public void cleanup(JobContext context) {
+    client.discardCheckout(context.workspace().resolve(CHECKOUT_DIR));
+  }
+
   @Override
   public void removeLeftovers(List<String> recorded, JobLog log) {
     client.removeLeftovers(recorded, log::line);

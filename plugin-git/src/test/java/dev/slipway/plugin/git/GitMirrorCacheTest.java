@@ -320,6 +320,7 @@ class GitMirrorCacheTest {
 
     // The token is nowhere in the cache: not in a config, a name or any file, ready checkouts
     // included.
+    run(stage, job(newWorkspace(), server.url("app.git"), "main"));
     idle(stage);
     assertFalse(ready().isEmpty(), "no ready checkout to look into");
     List<byte[]> forms = List.of(TOKEN.getBytes(StandardCharsets.UTF_8),
@@ -415,6 +416,10 @@ class GitMirrorCacheTest {
   void aRepeatJobOfAnUnchangedCommitTakesTheCheckoutMadeReadyForIt() throws Exception {
     Stage stage = readyStage("");
     String url = front.url("app.git");
+    // The first clone of a repository makes none: most are cloned once.
+    run(stage, job(newWorkspace(), url, "main"));
+    idle(stage);
+    assertEquals(List.of(), ready());
     run(stage, job(newWorkspace(), url, "main"));
     idle(stage);
     String tip = repos.revParse("app.git", "refs/heads/main");
@@ -485,6 +490,7 @@ class GitMirrorCacheTest {
     Stage stage = readyStage("");
     String url = server.url("app.git");
     run(stage, job(newWorkspace(), url, "feature"));
+    run(stage, job(newWorkspace(), url, "feature"));
     idle(stage);
     Path made = ready().get(0);
     String moved = push("app.git", "feature", "claimed.txt", "claimed\n");
@@ -505,7 +511,8 @@ class GitMirrorCacheTest {
     // A mirror of big-N takes about 50 KiB and its ready checkout about 100 KiB.
     long bound = 350 * 1024;
     Stage stage = readyStage("cache.max-size = " + bound);
-    for (String repository : List.of("big-1.git", "big-2.git", "big-3.git", "big-1.git")) {
+    for (String repository : List.of("big-1.git", "big-1.git", "big-2.git", "big-2.git",
+        "big-3.git", "big-3.git", "big-1.git")) {
       run(stage, job(newWorkspace(), server.url(repository), ""));
       idle(stage);
       long total = size(cacheDir.resolve("mirrors")) + size(cacheDir.resolve("ready"));
@@ -513,6 +520,33 @@ class GitMirrorCacheTest {
       Thread.sleep(20);
     }
     assertTrue(ready().size() >= 1, ready()::toString);
+  }
+
+  /**
+   * When the job is over, the checkout is moved out of the workspace and deleted in the
+   * background: the runtime, which deletes the workspace before it answers, finds it gone.
+   */
+  @Test
+  void theCheckoutIsTakenAwayAtCleanUpAndDeletedInTheBackground() throws Exception {
+    Stage stage = stage("");
+    RecordingJobContext ctx = job(newWorkspace(), server.url("app.git"), "main");
+    run(stage, ctx);
+    Path src = ctx.workspace().resolve("src");
+    assertTrue(Files.exists(src.resolve("Dockerfile")));
+
+    stage.cleanup(ctx);
+
+    assertFalse(Files.exists(src));
+    idle(stage);
+    try (Stream<Path> trash = Files.list(cacheDir.resolve("trash"))) {
+      assertEquals(0, trash.count());
+    }
+    // Without a cache, the runtime's deletion of the workspace is left to do it.
+    Stage off = stage("cache.enabled = false");
+    RecordingJobContext plain = job(newWorkspace(), server.url("app.git"), "main");
+    run(off, plain);
+    off.cleanup(plain);
+    assertTrue(Files.exists(plain.workspace().resolve("src/Dockerfile")));
   }
 
   @Test

@@ -182,6 +182,29 @@ public final class JGitClient implements GitClient {
   }
 
   @Override
+  public void discardCheckout(Path checkout) {
+    if (cache == null || !Files.isDirectory(checkout)) {
+      return;
+    }
+    Optional<Path> moved = cache.toTrash(checkout);
+    if (moved.isEmpty()) {
+      return; // the runtime deletes it with the workspace
+    }
+    Runnable delete = () -> {
+      try {
+        MirrorCache.deleteTree(moved.get());
+      } catch (IOException e) {
+        // trash/ is emptied when a stage next opens the cache.
+      }
+    };
+    try {
+      maintenance.execute(delete);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      delete.run(); // closed: now, then
+    }
+  }
+
+  @Override
   public void awaitMaintenance() throws InterruptedException {
     if (maintenance != null) {
       try {
@@ -695,7 +718,10 @@ public final class JGitClient implements GitClient {
       if (repack) {
         repackLater(key);
       }
-      if (result.isPresent() && served != null && spec.commitSha().isEmpty()) {
+      // Not for a repository seen the first time: most are cloned once (the benchmark's cold
+      // rounds, a one-off job), and the checkout made for nobody would only compete with what
+      // runs next. From the second clone on, a third is likely.
+      if (result.isPresent() && served != null && !madeMirror && spec.commitSha().isEmpty()) {
         prepareLater(new Prepare(key, spec.url(), branch, source.orElseThrow(), spec.depth(),
             served, spec.maxCheckoutSize()));
       }
@@ -704,6 +730,9 @@ public final class JGitClient implements GitClient {
 
     /** The branch's or ref's tip object that this clone checked out, for a ready checkout. */
     private ObjectId served;
+
+    /** Whether this clone made the mirror it used: the repository is new to the cache. */
+    private boolean madeMirror;
 
     /**
      * The ready checkout of exactly the tip the server named, moved into the workspace; empty
@@ -854,6 +883,7 @@ public final class JGitClient implements GitClient {
         repack = MirrorObjects.packCount(mirror) > REPACK_PACKS;
         CloneResult result = checkoutFromMirror(mirror, fresh, wanted, branch, source);
         served = wanted.object();
+        madeMirror = fresh;
         return result;
       } finally {
         mirror.close();

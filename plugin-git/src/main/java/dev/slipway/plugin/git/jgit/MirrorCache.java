@@ -15,6 +15,7 @@ import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.SecureRandom;
@@ -79,7 +80,15 @@ final class MirrorCache {
    * @throws IOException when the directory cannot be made or written
    */
   MirrorCache(CacheSettings settings) throws IOException {
-    Files.createDirectories(settings.dir());
+    if (!Files.exists(settings.dir())) {
+      // The mirrors hold the repositories' sources, as the workspaces do: the worker's user only.
+      Files.createDirectories(settings.dir());
+      try {
+        Files.setPosixFilePermissions(settings.dir(), PosixFilePermissions.fromString("rwx------"));
+      } catch (UnsupportedOperationException e) {
+        // Not a POSIX file system: its own defaults hold.
+      }
+    }
     this.root = settings.dir().toRealPath();
     this.mirrors = Files.createDirectories(root.resolve("mirrors"));
     this.locks = Files.createDirectories(root.resolve("locks"));
@@ -195,6 +204,23 @@ final class MirrorCache {
       gone = dir; // trash/ is beside it, so this does not happen; delete in place then
     }
     deleteTree(gone);
+  }
+
+  /**
+   * Moves {@code dir} (a job's checkout, on the cache's file system) into trash/ at once.
+   *
+   * @return where it is now, or empty when it could not be moved (another file system)
+   */
+  Optional<Path> toTrash(Path dir) {
+    byte[] bytes = new byte[8];
+    RANDOM.nextBytes(bytes);
+    Path gone = trash.resolve("checkout." + HexFormat.of().formatHex(bytes));
+    try {
+      Files.move(dir, gone, StandardCopyOption.ATOMIC_MOVE);
+      return Optional.of(gone);
+    } catch (IOException e) {
+      return Optional.empty();
+    }
   }
 
   /** Notes that the mirror of {@code key} was used now, for least-recently-used eviction. */

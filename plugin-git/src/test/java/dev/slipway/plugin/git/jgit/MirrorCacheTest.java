@@ -59,6 +59,11 @@ class MirrorCacheTest {
   @Test
   void eachPartHasItsDirectoryAndAnUnwritableRootIsRefused() throws Exception {
     MirrorCache cache = cache(1 << 20, Duration.ofSeconds(1));
+    // Made by the cache: for the worker's user alone, as the workspaces are.
+    MirrorCache made = new MirrorCache(new CacheSettings(true, dir.resolve("new"), 1,
+        Duration.ZERO));
+    assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(
+        Files.getPosixFilePermissions(made.root())));
     for (String sub : List.of("mirrors", "locks", "tmp", "trash")) {
       assertTrue(Files.isDirectory(cache.root().resolve(sub)), sub);
     }
