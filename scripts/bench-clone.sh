@@ -27,4 +27,5 @@ mvn "${M2[@]}" dependency:build-classpath -pl plugin-git -Dmdep.includeScope=tes
   -Dmdep.outputFile="$WORK/classpath" >/dev/null
 CP="plugin-git/target/test-classes:plugin-git/target/classes:$(cat "$WORK/classpath")"
 # JGit logs through SLF4J; without a binding it prints one warning, which is all it would say.
-exec java -cp "$CP" dev.slipway.plugin.git.CloneBench --work "$WORK/run" "$@"
+# Not exec: the trap removes the work folder when java is done.
+java -cp "$CP" dev.slipway.plugin.git.CloneBench --work "$WORK/run" "$@"

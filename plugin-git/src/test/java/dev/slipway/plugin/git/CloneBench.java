@@ -111,7 +111,6 @@ public final class CloneBench {
         long changed = stage(stage, url, branch, dir.resolve("changed"));
         idle(stage);
         stage.close();
-        times.get("  (background, after 2nd)").add(background);
         deleteTree(dir);
         if (round == 0) {
           System.out.printf("warm-up round (not counted): git %d ms, cache off %d ms, cold %d ms,"
@@ -119,6 +118,7 @@ public final class CloneBench {
               cli, uncached, cold, mirrored, cached, changed, background);
           continue;
         }
+        times.get("  (background, after 2nd)").add(background);
         times.get("git clone --depth 1").add(cli);
         times.get("stage, cache off").add(uncached);
         times.get("stage, cold").add(cold);
@@ -132,9 +132,11 @@ public final class CloneBench {
       for (Map.Entry<String, List<Long>> entry : times.entrySet()) {
         List<Long> t = entry.getValue();
         double median = median(t);
-        System.out.printf(Locale.ROOT, "  %-30s %6.0f ms (%d-%d)  %.2fx%n", entry.getKey(), median,
+        boolean clone = !entry.getKey().startsWith(" ");
+        System.out.printf(Locale.ROOT, "  %-30s %6.0f ms (%d-%d)%s%n", entry.getKey(), median,
             t.stream().mapToLong(Long::longValue).min().orElse(0),
-            t.stream().mapToLong(Long::longValue).max().orElse(0), median / git);
+            t.stream().mapToLong(Long::longValue).max().orElse(0),
+            clone ? String.format(Locale.ROOT, "  %.2fx", median / git) : "");
       }
     } finally {
       deleteTree(ownWork ? work : root);
