@@ -62,6 +62,17 @@ final class GitTestSupport {
         overrides.withFallback(config("")).resolve(), environment());
   }
 
+  /**
+   * The stage exactly as reference.conf configures it (https only), but for its mirror cache,
+   * which is a fresh directory of its own rather than the working directory's tmp/git-cache.
+   */
+  static Stage referenceStage() throws StageConfigException {
+    return new GitStageFactory().create(
+        ConfigFactory.parseMap(Map.of("cache.dir", freshCacheDir().toString()))
+            .withFallback(reference()).resolve(),
+        environment());
+  }
+
   private static Path cacheRoot;
 
   /** A new, empty directory for a stage's mirror cache; all of them go when the JVM exits. */
