@@ -34,6 +34,12 @@ jars=("$staging"/modules/*.jar "$staging"/plugins/*/*.jar)
 # Signed jars (BouncyCastle, JGit) are checked against their signatures here, once, and copied
 # without them: the JVM would otherwise check them again on every start (see StripSignatures).
 "${jdk_bin}java" "$here/StripSignatures.java" "${jars[@]}"
+# Modular jars get the ModulePackages attribute javac leaves out, so that reading a plugin
+# folder does not list every entry of every jar at every start (see AddModulePackages). It
+# needs the ClassFile API of JDK 24; a JDK 17 image does without.
+if (( jdk_major >= 24 )); then
+  "${jdk_bin}java" "$here/AddModulePackages.java" "${jars[@]}"
+fi
 module_path="$staging/modules"
 for folder in "$staging"/plugins/*/; do module_path+=":$folder"; done
 

@@ -20,21 +20,21 @@ image=$1 with_job=true
 major=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$image/release")
 [[ -n "$major" ]] || { echo "train: no JAVA_VERSION in $image/release" >&2; exit 1; }
 rm -f "$image/lib/slipway.aot" "$image/lib/slipway.jsa"
-if (( major >= 25 )); then
-  cache="$image/lib/slipway.aot"
-  record="-XX:AOTCacheOutput=$cache -Xlog:aot*=warning:file=$image/lib/.train-aot.log"
-else
-  cache="$image/lib/slipway.jsa"
-  record="-XX:ArchiveClassesAtExit=$cache -Xlog:cds*=off -Xlog:cds+dynamic*=off"
-fi
-
 train=$(mktemp -d)
 pid=""
 cleanup() {
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-  rm -rf "$train" "$image/lib/.train-aot.log"
+  rm -rf "$train"
 }
 trap cleanup EXIT
+if (( major >= 25 )); then
+  cache="$image/lib/slipway.aot"
+  # Its warnings (classes it cannot keep: JFR events, proxies) are shown only if no cache results.
+  record="-XX:AOTCacheOutput=$cache -Xlog:aot*=warning:file=$train/aot.log"
+else
+  cache="$image/lib/slipway.jsa"
+  record="-XX:ArchiveClassesAtExit=$cache -Xlog:cds*=off -Xlog:cds+dynamic*=off"
+fi
 cat > "$train/worker.conf" <<CONF
 worker {
   bind-address = 127.0.0.1, port = 0, workspace-root = "$train/ws"
@@ -75,7 +75,7 @@ wait "$pid" || { echo "train: the training run did not stop cleanly:" >&2; cat "
 pid=""
 if [[ ! -s "$cache" ]]; then
   echo "train: no cache was written; the image works without it" >&2
-  [[ -f "$image/lib/.train-aot.log" ]] && cat "$image/lib/.train-aot.log" >&2
+  cat "$train"/aot.log* >&2 2>/dev/null || true
   exit 0
 fi
 echo "train: $cache ($(du -h "$cache" | cut -f1))"

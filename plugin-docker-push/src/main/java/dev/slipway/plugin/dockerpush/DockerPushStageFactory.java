@@ -75,10 +75,12 @@ public final class DockerPushStageFactory implements StageFactory {
   public Stage create(Config config, WorkerEnvironment environment) throws StageConfigException {
     DockerPushSettings settings = DockerPushSettings.from(config, environment);
     settings.warnings().forEach(LOG::warn);
+    // Every setting is checked now; the clients are built by the first job that needs them.
     return new DockerPushStage(
         settings,
-        DockerJavaEngine.create(settings.engine()),
-        new RegistryApi(settings.registryTimeout(), settings.insecureRegistries(), settings.tokenRealmHosts()),
+        new LazyEngine(() -> DockerJavaEngine.create(settings.engine())),
+        new LazyRegistryClient(() -> new RegistryApi(
+            settings.registryTimeout(), settings.insecureRegistries(), settings.tokenRealmHosts())),
         System::nanoTime);
   }
 }
