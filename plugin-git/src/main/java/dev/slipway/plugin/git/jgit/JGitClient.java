@@ -45,8 +45,6 @@ import org.eclipse.jgit.dircache.DirCacheCheckout;
 import org.eclipse.jgit.errors.ConfigInvalidException;
 import org.eclipse.jgit.errors.IncorrectObjectTypeException;
 import org.eclipse.jgit.errors.NoRemoteRepositoryException;
-import org.eclipse.jgit.internal.storage.file.FileRepository;
-import org.eclipse.jgit.internal.storage.file.GC;
 import org.eclipse.jgit.lib.Constants;
 import org.eclipse.jgit.lib.NullProgressMonitor;
 import org.eclipse.jgit.lib.ObjectId;
@@ -387,11 +385,14 @@ public final class JGitClient implements GitClient {
           }
           try (Repository mirror = new FileRepositoryBuilder().setGitDir(dir.toFile())
               .setMustExist(true).build()) {
-            GC gc = new GC((FileRepository) mirror);
-            // Nobody reads the mirror while it is locked: old packs may go at once.
-            gc.setPackExpireAgeMillis(0);
-            gc.setExpireAgeMillis(0);
-            gc.gc().get();
+            // Nobody reads the mirror while it is locked: old packs may go at once. Set in the
+            // mirror's config, which the public gc command reads (JGit's GC class is internal).
+            StoredConfig config = mirror.getConfig();
+            if (!"now".equals(config.getString("gc", null, "prunePackExpire"))) {
+              config.setString("gc", null, "prunePackExpire", "now");
+              config.save();
+            }
+            Git.wrap(mirror).gc().setExpire(java.time.Instant.now()).call();
           }
         } catch (Exception e) {
           // A failed repack leaves the packs as they were; reads stay correct.
@@ -1048,6 +1049,8 @@ public final class JGitClient implements GitClient {
         config.setBoolean("fetch", null, "autogc", false);
         config.setInt("gc", null, "auto", 0);
         config.setInt("gc", null, "autopacklimit", 0);
+        // The stage's repack holds the mirror's lock: packs it replaces may go at once.
+        config.setString("gc", null, "prunePackExpire", "now");
         config.save();
       }
       MirrorCache.describe(dir, MirrorCache.normalise(spec.url()), spec.token().isPresent());
