@@ -78,6 +78,8 @@ class GitMirrorCacheTest {
       repos.repository(name).file("Dockerfile", "FROM scratch\n")
           .randomFiles(1, 48 * 1024, name.hashCode()).commit("48 KiB of noise").build();
     }
+    repos.repository("cancelled.git").file("Dockerfile", "FROM scratch\n").commit("initial")
+        .build();
     repos.repository("inner.git").file("inner.txt", "inner\n").commit("inner").build();
     repos.repository("super.git").file("Dockerfile", "FROM scratch\n")
         .submodule("vendor/inner", "../inner.git", repos.revParse("inner.git", "HEAD"))
@@ -320,14 +322,22 @@ class GitMirrorCacheTest {
 
     // The token is nowhere in the cache: not in a config, a name or any file, ready checkouts
     // included.
-    run(stage, job(newWorkspace(), server.url("app.git"), "main"));
+    RecordingJobContext last = job(newWorkspace(), server.url("app.git"), "main");
+    run(stage, last);
     idle(stage);
     assertFalse(ready().isEmpty(), "no ready checkout to look into");
+    // And a job that takes the ready checkout: its workspace is scanned below too.
+    RecordingJobContext fromReady = job(newWorkspace(), server.url("app.git"), "main");
+    run(stage, fromReady);
+    assertTrue(logged(fromReady, "that the worker had ready"), fromReady.lines()::toString);
     List<byte[]> forms = List.of(TOKEN.getBytes(StandardCharsets.UTF_8),
         URLEncoder.encode(TOKEN, StandardCharsets.UTF_8).getBytes(StandardCharsets.UTF_8),
         Base64.getEncoder().encode(("x-access-token:" + TOKEN).getBytes(StandardCharsets.UTF_8)));
     List<String> leaks = new ArrayList<>();
-    try (Stream<Path> walk = Files.walk(cacheDir)) {
+    for (RecordingJobContext ctx : List.of(last, fromReady)) {
+      ctx.lines().stream().filter(l -> l.contains(TOKEN)).forEach(l -> leaks.add("log " + l));
+    }
+    try (Stream<Path> walk = Stream.concat(Files.walk(cacheDir), Files.walk(workspaces))) {
       for (Path path : walk.toList()) {
         if (path.toString().contains(TOKEN)) {
           leaks.add("name " + path);
@@ -875,6 +885,54 @@ class GitMirrorCacheTest {
     } finally {
       server.throttle(0);
     }
+  }
+
+  @Test
+  void aJobCancelledWhileFetchingIntoAMirrorLeavesItWholeAndUsable() throws Exception {
+    Stage stage = stage("");
+    String url = server.url("cancelled.git");
+    run(stage, job(newWorkspace(), url, ""));
+    Path mirror = onlyMirror();
+    String before = GitRepos.git(mirror, "for-each-ref");
+    // What is new is large and incompressible, so the fetch takes seconds at this rate.
+    byte[] noise = new byte[96 * 1024];
+    new java.util.Random(7).nextBytes(noise);
+    String moved = push("cancelled.git", "main", "noise.txt",
+        Base64.getEncoder().encodeToString(noise));
+    server.throttle(8 * 1024);
+    RecordingJobContext cancelled = job(newWorkspace(), url, "");
+    AtomicReference<Throwable> outcome = new AtomicReference<>();
+    Thread t;
+    try {
+      t = start(stage, cancelled, outcome);
+      awaitLine(cancelled, "Receiving objects");
+      cancelled.cancel();
+      t.interrupt();
+      t.join(5_000);
+    } finally {
+      server.throttle(0);
+    }
+    assertFalse(t.isAlive());
+    assertTrue(outcome.get() instanceof InterruptedException, String.valueOf(outcome.get()));
+
+    // The mirror is as it was: its refs unchanged, every object there, nothing half-written.
+    assertEquals(List.of(mirror), mirrors());
+    assertEquals(before, GitRepos.git(mirror, "for-each-ref"));
+    GitRepos.git(mirror, "fsck", "--full", "--no-dangling");
+    try (Stream<Path> walk = Files.walk(mirror.resolve("objects"))) {
+      List<String> partial = walk.map(p -> p.getFileName().toString())
+          .filter(n -> n.startsWith("incoming_") || n.startsWith("tmp_") || n.endsWith(".tmp"))
+          .toList();
+      assertEquals(List.of(), partial);
+    }
+    // The next job uses it: it fetches what is new into it, nothing rebuilt.
+    RecordingJobContext next = job(newWorkspace(), url, "");
+    run(stage, next);
+    assertEquals(moved, sha(next));
+    assertTrue(logged(next, "fetched what is new of branch main into the worker's mirror"),
+        next.lines()::toString);
+    assertFalse(logged(next, "damaged"), next.lines()::toString);
+    assertStandalone(next.workspace().resolve("src"));
   }
 
   @Test

@@ -148,6 +148,34 @@ class MirrorCacheTest {
   }
 
   @Test
+  void aLockHeldByAProcessThatDiesIsFreeAtOnce() throws Exception {
+    MirrorCache cache = cache(1 << 20, Duration.ofSeconds(20));
+    String key = "6".repeat(64);
+    Path lockFile = cache.lockFileOf(key);
+    Path classes = Path.of(HoldLock.class.getProtectionDomain().getCodeSource().getLocation()
+        .toURI());
+    Process other = new ProcessBuilder(
+        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-cp", classes.toString(), HoldLock.class.getName(), lockFile.toString())
+        .redirectErrorStream(true).start();
+    try {
+      BufferedReader out = new BufferedReader(
+          new InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8));
+      assertEquals("locked", out.readLine());
+      assertNull(MirrorLock.tryAcquire(lockFile), "taken while another process holds it");
+      // Killed, as a worker that crashes holding a mirror: the OS drops its lock, no clean-up.
+      other.destroyForcibly().waitFor();
+      long start = System.nanoTime();
+      try (MirrorLock lock = cache.lock(key, () -> false)) {
+        assertNotNull(lock);
+      }
+      assertTrue((System.nanoTime() - start) / 1_000_000 < 1_000, "waited for a dead process");
+    } finally {
+      other.destroyForcibly();
+    }
+  }
+
+  @Test
   void twoThreadsOfOneProcessNeverHoldAMirrorTogether() throws Exception {
     MirrorCache cache = cache(1 << 20, Duration.ofSeconds(10));
     MirrorCache second = new MirrorCache(new CacheSettings(true, dir, 1 << 20,
