@@ -68,24 +68,6 @@ public record CloneSpec(
     }
   }
 
-  /** A clone that may use the client's cache. */
-  public CloneSpec(
-      URI url,
-      String branch,
-      String ref,
-      String commitSha,
-      Optional<Secret> token,
-      Path directory,
-      int depth,
-      boolean submodules,
-      Duration timeout,
-      UrlPolicy urlPolicy,
-      long maxCheckoutSize,
-      Function<String, Optional<String>> repositoryCheck) {
-    this(url, branch, ref, commitSha, token, directory, depth, submodules, timeout, urlPolicy,
-        maxCheckoutSize, repositoryCheck, true);
-  }
-
   /** A clone of the tip of {@code branch}, no ref or exact commit. */
   public CloneSpec(
       URI url,
@@ -99,7 +81,7 @@ public record CloneSpec(
       long maxCheckoutSize,
       Function<String, Optional<String>> repositoryCheck) {
     this(url, branch, "", "", token, directory, depth, submodules, timeout, urlPolicy,
-        maxCheckoutSize, repositoryCheck);
+        maxCheckoutSize, repositoryCheck, true);
   }
 
   /** Whether the checkout is a detached HEAD at a ref's tip or an exact commit. */

@@ -993,15 +993,20 @@ public final class JGitClient implements GitClient {
     /** Whether {@code e} is a refusal of the clone's own rules, which no new mirror changes. */
     private boolean refused(Throwable e) {
       for (Throwable t = e; t != null; t = t.getCause()) {
-        if (t instanceof GuardedConnectionFactory.PathRefusedException
-            || t instanceof GuardedConnectionFactory.OriginRefusedException
-            || t instanceof TransportRefusedException
-            || t instanceof SSLException
-            || t instanceof GeneralSecurityException) {
+        if (isRuleRefusal(t)) {
           return true;
         }
       }
       return false;
+    }
+
+    /** A refused redirect or transport, or TLS that failed: the clone's rules said no. */
+    private static boolean isRuleRefusal(Throwable t) {
+      return t instanceof GuardedConnectionFactory.PathRefusedException
+          || t instanceof GuardedConnectionFactory.OriginRefusedException
+          || t instanceof TransportRefusedException
+          || t instanceof SSLException
+          || t instanceof GeneralSecurityException;
     }
 
     /** {@link MirrorObjects#hasHistory}, with a mirror that cannot be read reported as damaged. */
@@ -1378,11 +1383,7 @@ public final class JGitClient implements GitClient {
       }
       boolean transport = false;
       for (Throwable t = e; t != null; t = t.getCause()) {
-        if (t instanceof GuardedConnectionFactory.PathRefusedException
-            || t instanceof GuardedConnectionFactory.OriginRefusedException
-            || t instanceof TransportRefusedException
-            || t instanceof SSLException
-            || t instanceof GeneralSecurityException) {
+        if (isRuleRefusal(t)) {
           return Optional.empty();
         }
         transport |= t instanceof org.eclipse.jgit.errors.TransportException;

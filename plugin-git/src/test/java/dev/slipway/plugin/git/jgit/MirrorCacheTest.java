@@ -107,16 +107,8 @@ class MirrorCacheTest {
     MirrorCache cache = cache(1 << 20, Duration.ofMillis(300));
     String key = "5".repeat(64);
     Path lockFile = cache.lockFileOf(key);
-    Path classes = Path.of(HoldLock.class.getProtectionDomain().getCodeSource().getLocation()
-        .toURI());
-    Process other = new ProcessBuilder(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-cp", classes.toString(), HoldLock.class.getName(), lockFile.toString())
-        .redirectErrorStream(true).start();
+    Process other = holdInAnotherProcess(lockFile);
     try {
-      BufferedReader out = new BufferedReader(
-          new InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8));
-      assertEquals("locked", out.readLine());
 
       assertNull(MirrorLock.tryAcquire(lockFile), "taken while another process holds it");
       long start = System.nanoTime();
@@ -147,21 +139,27 @@ class MirrorCacheTest {
     }
   }
 
-  @Test
-  void aLockHeldByAProcessThatDiesIsFreeAtOnce() throws Exception {
-    MirrorCache cache = cache(1 << 20, Duration.ofSeconds(20));
-    String key = "6".repeat(64);
-    Path lockFile = cache.lockFileOf(key);
+  /** {@link HoldLock} in a JVM of its own, once it holds {@code lockFile}. */
+  private static Process holdInAnotherProcess(Path lockFile) throws Exception {
     Path classes = Path.of(HoldLock.class.getProtectionDomain().getCodeSource().getLocation()
         .toURI());
     Process other = new ProcessBuilder(
         Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-cp", classes.toString(), HoldLock.class.getName(), lockFile.toString())
         .redirectErrorStream(true).start();
+    BufferedReader out = new BufferedReader(
+        new InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8));
+    assertEquals("locked", out.readLine());
+    return other;
+  }
+
+  @Test
+  void aLockHeldByAProcessThatDiesIsFreeAtOnce() throws Exception {
+    MirrorCache cache = cache(1 << 20, Duration.ofSeconds(20));
+    String key = "6".repeat(64);
+    Path lockFile = cache.lockFileOf(key);
+    Process other = holdInAnotherProcess(lockFile);
     try {
-      BufferedReader out = new BufferedReader(
-          new InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8));
-      assertEquals("locked", out.readLine());
       assertNull(MirrorLock.tryAcquire(lockFile), "taken while another process holds it");
       // Killed, as a worker that crashes holding a mirror: the OS drops its lock, no clean-up.
       other.destroyForcibly().waitFor();
