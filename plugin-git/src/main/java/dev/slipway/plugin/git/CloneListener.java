@@ -23,4 +23,15 @@ public interface CloneListener {
    * network reads that no cancellation flag reaches.
    */
   void onCancel(Runnable abort);
+
+  /**
+   * Notes, before it is made, something the clone is about to leave outside the job's workspace
+   * (a mirror being built), so that a worker started after a crash can remove it.
+   *
+   * @param what one line, no secret
+   * @return false when it could not be noted: the clone must not make the thing then
+   */
+  default boolean recordLeftover(String what) {
+    return true;
+  }
 }

@@ -30,6 +30,7 @@ import java.util.function.Function;
  * @param repositoryCheck why the job's caller may not clone a submodule's URL (given as it would
  *     be fetched, relative URLs resolved, after {@code urlPolicy} passed it), or empty when it may:
  *     the runtime's {@code JobContext.repositoryRefusal}, asked before each submodule is fetched
+ * @param useCache whether this clone may go through the client's mirror cache, if it has one
  */
 public record CloneSpec(
     URI url,
@@ -43,7 +44,8 @@ public record CloneSpec(
     Duration timeout,
     UrlPolicy urlPolicy,
     long maxCheckoutSize,
-    Function<String, Optional<String>> repositoryCheck) {
+    Function<String, Optional<String>> repositoryCheck,
+    boolean useCache) {
 
   public CloneSpec {
     Objects.requireNonNull(url, "url");
@@ -79,7 +81,7 @@ public record CloneSpec(
       long maxCheckoutSize,
       Function<String, Optional<String>> repositoryCheck) {
     this(url, branch, "", "", token, directory, depth, submodules, timeout, urlPolicy,
-        maxCheckoutSize, repositoryCheck);
+        maxCheckoutSize, repositoryCheck, true);
   }
 
   /** Whether the checkout is a detached HEAD at a ref's tip or an exact commit. */

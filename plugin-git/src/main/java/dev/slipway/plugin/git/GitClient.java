@@ -1,8 +1,13 @@
 package dev.slipway.plugin.git;
 
+import java.nio.file.Path;
+import java.util.List;
+import java.util.function.Consumer;
+
 /**
- * The one git operation the stage needs, as small as jib's {@code DockerClient}: it keeps JGit's
- * types inside {@code dev.slipway.plugin.git.jgit} and lets the stage be tested with a fake.
+ * The git operation the stage needs, as small as jib's {@code DockerClient}, and the clean-up of
+ * what it keeps outside workspaces (the mirror cache): it keeps JGit's types inside {@code
+ * dev.slipway.plugin.git.jgit} and lets the stage be tested with a fake.
  */
 public interface GitClient {
 
@@ -24,4 +29,29 @@ public interface GitClient {
    */
   CloneResult cloneRepository(CloneSpec spec, CloneListener listener)
       throws CloneFailure, InterruptedException;
+
+  /**
+   * Removes what a clone of a worker that died left outside the workspace, from the records it
+   * made with {@link CloneListener#recordLeftover}; records of another kind are ignored.
+   *
+   * @param records the records of one dead job, oldest first
+   * @param log says what was removed
+   */
+  default void removeLeftovers(List<String> records, Consumer<String> log) {}
+
+  /**
+   * Takes a job's checkout out of its workspace, when the job is over, to be deleted in the
+   * background: deleting a work tree of thousands of files takes as long as writing it, and the
+   * runtime would do it before it answers the job. Leaves it where it is when it cannot.
+   */
+  default void discardCheckout(Path checkout) {}
+
+  /**
+   * Waits until the work the client does between jobs (repacks, ready checkouts) that was queued
+   * so far is done; for benchmarks and tests, which measure the next job.
+   */
+  default void awaitMaintenance() throws InterruptedException {}
+
+  /** Releases what the client holds for the worker's lifetime (a maintenance thread). */
+  default void close() {}
 }

@@ -4,6 +4,8 @@ import com.typesafe.config.Config;
 import dev.slipway.worker.api.StageConfigException;
 import dev.slipway.worker.api.StageSettings;
 import dev.slipway.worker.api.WorkerEnvironment;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -21,6 +23,7 @@ import java.util.Set;
  *     between two reads of its answer
  * @param progressInterval least time between two progress lines
  * @param maxCheckoutSize most bytes a clone may receive and write into its checkout
+ * @param cache the per-repository mirror cache
  */
 record GitSettings(
     int depth,
@@ -28,13 +31,21 @@ record GitSettings(
     List<String> allowedSchemes,
     Duration connectTimeout,
     Duration progressInterval,
-    long maxCheckoutSize) {
+    long maxCheckoutSize,
+    CacheSettings cache) {
 
   /** The full key, for messages that tell an operator what to change. */
   static final String MAX_CHECKOUT_SIZE_KEY = "worker.stages.git.max-checkout-size";
 
   private static final Duration MIN_PROGRESS_INTERVAL = Duration.ofMillis(100);
   private static final Duration MIN_CONNECT_TIMEOUT = Duration.ofMillis(100);
+
+  /**
+   * Where the mirrors live when {@code cache.dir} is empty, relative to the worker's working
+   * directory: beside the runtime's default {@code worker.workspace-root} ({@code tmp/repos}), on
+   * the same file system as the workspaces, outside every one of them.
+   */
+  static final String DEFAULT_CACHE_DIR = "tmp/git-cache";
 
   GitSettings {
     allowedSchemes = List.copyOf(allowedSchemes);
@@ -74,9 +85,30 @@ record GitSettings(
       s.problem("max-checkout-size", maxCheckoutSize
           + " is not allowed; use a size of more than 0 bytes, e.g. 2GiB");
     }
+    CacheSettings cache = cache(s);
     s.throwIfAny();
     return new GitSettings(
-        depth, submodules, schemes, connectTimeout, progressInterval, maxCheckoutSize);
+        depth, submodules, schemes, connectTimeout, progressInterval, maxCheckoutSize, cache);
+  }
+
+  private static CacheSettings cache(StageSettings s) {
+    boolean enabled = s.bool("cache.enabled");
+    String configured = s.string("cache.dir");
+    // Relative to the working directory, as worker.workspace-root is: the cache is data of this
+    // worker, not part of its installation (the home may be read-only).
+    Path workingDirectory = Path.of("").toAbsolutePath();
+    Path dir = workingDirectory.resolve(DEFAULT_CACHE_DIR);
+    if (!configured.isEmpty()) {
+      try {
+        dir = workingDirectory.resolve(configured).normalize();
+      } catch (InvalidPathException e) {
+        s.problem("cache.dir", "'" + configured + "' is not a valid path: " + e.getReason());
+      }
+    }
+    long maxSize = s.bytes("cache.max-size", 1);
+    Duration lockTimeout = s.duration("cache.lock-timeout", Duration.ZERO, Duration.ofHours(24));
+    boolean ready = s.bool("cache.ready-checkouts");
+    return new CacheSettings(enabled, dir, maxSize, lockTimeout, ready);
   }
 
   private static List<String> schemes(StageSettings s, List<String> configured) {

@@ -1,6 +1,7 @@
 package dev.slipway.plugin.git;
 
 import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.JobLog;
 import dev.slipway.worker.api.JobRequestView;
 import dev.slipway.worker.api.Secret;
 import dev.slipway.worker.api.Stage;
@@ -104,7 +105,9 @@ final class GitStage implements Stage {
             urls,
             settings.maxCheckoutSize(),
             // Submodules lead to more repositories; the caller's allow-list holds for them too.
-            context::repositoryRefusal);
+            context::repositoryRefusal,
+            // A job may keep its clone off the cache; it cannot turn on one that is off.
+            context.options().bool(GitStageFactory.CACHE.name()).orElse(true));
     context
         .log()
         .line(
@@ -142,6 +145,31 @@ final class GitStage implements Stage {
                 + " in "
                 + (System.nanoTime() - start) / 1_000_000
                 + " ms");
+  }
+
+  /**
+   * The checkout goes once every later stage is done with it (cleanups run in reverse order, the
+   * git stage's last): moved aside and deleted in the background, so that the runtime has little
+   * left to delete before it answers.
+   */
+  @Override
+  public void cleanup(JobContext context) {
+    client.discardCheckout(context.workspace().resolve(CHECKOUT_DIR));
+  }
+
+  @Override
+  public void removeLeftovers(List<String> recorded, JobLog log) {
+    client.removeLeftovers(recorded, log::line);
+  }
+
+  @Override
+  public void close() {
+    client.close();
+  }
+
+  /** Waits for the client's work between jobs; benchmarks and tests measure the next job. */
+  void awaitMaintenance() throws InterruptedException {
+    client.awaitMaintenance();
   }
 
   /** The one place where clone failures become codes and messages that say what would be right. */

@@ -9,6 +9,7 @@ import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageKeys;
 import dev.slipway.worker.api.StageOption;
 import dev.slipway.worker.api.WorkerEnvironment;
+import java.io.IOException;
 import java.util.List;
 import java.util.Set;
 
@@ -37,7 +38,14 @@ public final class GitStageFactory implements StageFactory {
           "whether this job also clones the repository's submodules, recursively; each submodule"
               + " URL must pass the URL rules and the caller's allowed-repositories");
 
-  static final List<StageOption> OPTIONS = List.of(DEPTH, SUBMODULES);
+  static final StageOption CACHE =
+      StageOption.bool(
+          "cache",
+          "worker.stages.git.cache.enabled (true unless configured)",
+          "whether this job's clone may go through the worker's mirror of the repository; false"
+              + " clones from the server alone (it cannot turn on a cache the worker has off)");
+
+  static final List<StageOption> OPTIONS = List.of(DEPTH, SUBMODULES, CACHE);
 
   /** For {@link java.util.ServiceLoader}. */
   public GitStageFactory() {}
@@ -54,7 +62,17 @@ public final class GitStageFactory implements StageFactory {
 
   @Override
   public Stage create(Config config, WorkerEnvironment environment) throws StageConfigException {
-    return new GitStage(GitSettings.from(config, environment), new JGitClient());
+    GitSettings settings = GitSettings.from(config, environment);
+    JGitClient client;
+    try {
+      client = new JGitClient(settings.cache());
+    } catch (IOException | RuntimeException e) {
+      throw new StageConfigException(
+          "cache.dir: cannot keep the git cache in " + settings.cache().dir() + " (" + e
+              + "); give a writable directory outside the job workspaces, or set"
+              + " cache.enabled = false");
+    }
+    return new GitStage(settings, client);
   }
 
   @Override

@@ -1,6 +1,7 @@
 package dev.slipway.plugin.git;
 
 import dev.slipway.worker.api.JobContext;
+import dev.slipway.worker.api.StageException;
 import java.time.Duration;
 
 /**
@@ -51,6 +52,16 @@ final class JobCloneListener implements CloneListener {
   @Override
   public void onCancel(Runnable abort) {
     context.onCancel(abort);
+  }
+
+  @Override
+  public boolean recordLeftover(String what) {
+    try {
+      context.recordLeftover(what);
+      return true;
+    } catch (StageException | IllegalArgumentException e) {
+      return false;
+    }
   }
 
   /** In git's own words: {@code Receiving objects:  45% (450/1000)}. */

@@ -101,7 +101,7 @@ class GitHttpsTest {
     RecordingJobContext ctx = context(workspace, url, "", TOKEN);
     int before = server.requests().size();
 
-    run(new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment()), ctx);
+    run(GitTestSupport.referenceStage(), ctx);
 
     assertEquals(repos.revParse("app.git", "HEAD"), ctx.get(StageKeys.COMMIT_SHA).orElseThrow());
     List<GitHttpServer.Request> requests = server.requests().subList(before, server.requests().size());
@@ -117,7 +117,7 @@ class GitHttpsTest {
     StageException e =
         assertThrows(
             StageException.class,
-            () -> run(new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment()), ctx));
+            () -> run(GitTestSupport.referenceStage(), ctx));
 
     assertEquals("git.clone-failed", e.code());
     assertTrue(e.retryable());

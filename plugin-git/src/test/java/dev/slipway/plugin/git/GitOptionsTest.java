@@ -68,10 +68,11 @@ class GitOptionsTest {
   }
 
   @Test
-  void theFactoryDeclaresBothOptions() {
+  void theFactoryDeclaresItsOptions() {
     List<StageOption> options = new GitStageFactory().options();
 
-    assertEquals(List.of("depth", "submodules"), options.stream().map(StageOption::name).toList());
+    assertEquals(List.of("depth", "submodules", "cache"),
+        options.stream().map(StageOption::name).toList());
     StageOption depth = options.get(0);
     assertEquals(StageOption.Type.INTEGER, depth.type());
     assertEquals(Optional.empty(), depth.refusal("0"));
@@ -84,6 +85,9 @@ class GitOptionsTest {
     assertTrue(
         submodules.defaultValue().contains("worker.stages.git.submodules"),
         submodules.defaultValue());
+    StageOption cache = options.get(2);
+    assertEquals(StageOption.Type.BOOLEAN, cache.type());
+    assertTrue(cache.defaultValue().contains("worker.stages.git.cache.enabled"), cache.defaultValue());
     assertTrue(options.stream().noneMatch(StageOption::isSecret));
   }
 

@@ -70,7 +70,7 @@ class GitRequestValidationTest {
   @ParameterizedTest
   @MethodSource("refusedUrls")
   void refusesUrl(String url, String expected) throws Exception {
-    Stage stage = new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment());
+    Stage stage = GitTestSupport.referenceStage();
 
     StageException e =
         assertThrows(
@@ -113,7 +113,7 @@ class GitRequestValidationTest {
   @ParameterizedTest
   @MethodSource("ambiguousPaths")
   void refusesPathsThatServersReadAsAnotherRepository(String url, String expected) throws Exception {
-    Stage stage = new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment());
+    Stage stage = GitTestSupport.referenceStage();
 
     StageException e =
         assertThrows(
@@ -162,7 +162,7 @@ class GitRequestValidationTest {
         "https://github.com/owner/a%2Bb.git"
       })
   void acceptsHttpsUrls(String url) throws Exception {
-    Stage stage = new GitStageFactory().create(GitTestSupport.reference(), GitTestSupport.environment());
+    Stage stage = GitTestSupport.referenceStage();
 
     stage.validate(RecordingJobContext.request(url, "main", null, "app:1"));
   }

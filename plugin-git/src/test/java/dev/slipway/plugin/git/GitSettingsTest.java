@@ -34,6 +34,58 @@ class GitSettingsTest {
     assertEquals(Duration.ofSeconds(30), settings.connectTimeout());
     assertEquals(Duration.ofMillis(500), settings.progressInterval());
     assertEquals(2L * 1024 * 1024 * 1024, settings.maxCheckoutSize());
+    assertTrue(settings.cache().enabled());
+    assertEquals(Path.of("").toAbsolutePath().resolve("tmp/git-cache"), settings.cache().dir());
+    assertEquals(10L * 1024 * 1024 * 1024, settings.cache().maxSize());
+    assertEquals(Duration.ofMinutes(5), settings.cache().lockTimeout());
+    assertTrue(settings.cache().readyCheckouts());
+  }
+
+  @Test
+  void readsTheCacheBlock() throws Exception {
+    GitSettings settings = GitTestSupport.settings(GitTestSupport.config(
+        "cache { enabled = false, dir = \"/var/cache/slipway-git\", max-size = 512MiB,"
+            + " lock-timeout = 0s, ready-checkouts = false }"));
+
+    assertFalse(settings.cache().enabled());
+    assertEquals(Path.of("/var/cache/slipway-git"), settings.cache().dir());
+    assertEquals(512L * 1024 * 1024, settings.cache().maxSize());
+    assertEquals(Duration.ZERO, settings.cache().lockTimeout());
+    assertFalse(settings.cache().readyCheckouts());
+    // Relative to the working directory, as worker.workspace-root is.
+    assertEquals(Path.of("").toAbsolutePath().resolve("var/mirrors"),
+        GitTestSupport.settings(GitTestSupport.config("cache.dir = var/mirrors")).cache().dir());
+  }
+
+  @Test
+  void badCacheSettingsAreProblems() {
+    StageConfigException e = assertThrows(StageConfigException.class,
+        () -> GitTestSupport.settings(GitTestSupport.config(
+            "cache { enabled = maybe, max-size = 0, lock-timeout = -1s }")));
+
+    assertEquals(3, e.problems().size(), e.problems()::toString);
+    assertContains(e.problems(), "cache.enabled: expected true or false");
+    assertContains(e.problems(), "cache.max-size: 0 bytes is not allowed");
+    assertContains(e.problems(), "cache.lock-timeout: ");
+  }
+
+  @Test
+  void aCacheDirectoryThatCannotBeMadeStopsStartUp() throws Exception {
+    Path file = Files.createTempFile("not-a-directory-", ".txt");
+    try {
+      StageConfigException e = assertThrows(StageConfigException.class,
+          () -> GitTestSupport.stage("cache.dir = \"" + file.resolve("cache") + "\""));
+
+      assertEquals(1, e.problems().size(), e.problems()::toString);
+      assertTrue(e.problems().get(0).startsWith("cache.dir: cannot keep the git cache in "
+          + file.resolve("cache")), e.problems()::toString);
+      assertTrue(e.problems().get(0).contains("or set cache.enabled = false"),
+          e.problems()::toString);
+      // Off, it is never made, and nothing is refused.
+      GitTestSupport.stage("cache { enabled = false, dir = \"" + file.resolve("cache") + "\" }");
+    } finally {
+      Files.delete(file);
+    }
   }
 
   @Test
@@ -43,12 +95,20 @@ class GitSettingsTest {
     Set<String> keys = GitTestSupport.reference().root().keySet();
     assertEquals(
         Set.of("timeout", "depth", "submodules", "allowed-schemes", "connect-timeout",
-            "progress-interval", "max-checkout-size"),
+            "progress-interval", "max-checkout-size", "cache"),
         keys);
-    for (String key : keys) {
+    assertEquals(Set.of("enabled", "dir", "max-size", "lock-timeout", "ready-checkouts"),
+        GitTestSupport.reference().getConfig("cache").root().keySet());
+    List<String> all = new java.util.ArrayList<>(keys);
+    all.remove("cache");
+    all.add("cache {");
+    all.addAll(GitTestSupport.reference().getConfig("cache").root().keySet());
+    for (String key : all) {
+      key = key.replace(" {", "");
       int at = -1;
       for (int i = 0; i < lines.size(); i++) {
-        if (lines.get(i).trim().startsWith(key + " =")) {
+        if (lines.get(i).trim().startsWith(key + " =")
+            || lines.get(i).trim().startsWith(key + " {")) {
           at = i;
         }
       }
@@ -134,7 +194,7 @@ class GitSettingsTest {
         assertThrows(StageConfigException.class, () -> GitTestSupport.settings(bad));
 
     List<String> problems = e.problems();
-    assertEquals(6, problems.size(), problems::toString);
+    assertEquals(11, problems.size(), problems::toString);
     assertContains(problems, "depth: ");
     assertTrue(problems.stream().anyMatch(p -> p.startsWith("depth: ") && p.contains("NUMBER")),
         problems::toString);
@@ -143,6 +203,11 @@ class GitSettingsTest {
     assertContains(problems, "connect-timeout: is missing");
     assertContains(problems, "progress-interval: is missing");
     assertContains(problems, "max-checkout-size: is missing");
+    assertContains(problems, "cache.enabled: is missing");
+    assertContains(problems, "cache.dir: is missing");
+    assertContains(problems, "cache.max-size: is missing");
+    assertContains(problems, "cache.lock-timeout: is missing");
+    assertContains(problems, "cache.ready-checkouts: is missing");
   }
 
   /** A list of the wrong type is one problem, not also "is empty". */
@@ -176,7 +241,7 @@ class GitSettingsTest {
     assertFalse(factory.description().isBlank());
     assertEquals(List.of(GitErrors.values()), factory.errorCodes());
     assertEquals(
-        List.of("depth", "submodules"),
+        List.of("depth", "submodules", "cache"),
         factory.options().stream().map(StageOption::name).toList());
   }
 

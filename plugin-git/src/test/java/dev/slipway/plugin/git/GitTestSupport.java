@@ -11,12 +11,18 @@ import dev.slipway.worker.api.StageKey;
 import dev.slipway.worker.api.StageOptions;
 import dev.slipway.worker.api.WorkerEnvironment;
 import dev.slipway.worker.testkit.RecordingJobContext;
+import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Function;
+import java.util.stream.Stream;
 
 /** Builds the stage as the runtime would, from reference.conf plus a test's overrides. */
 final class GitTestSupport {
@@ -42,8 +48,56 @@ final class GitTestSupport {
     return GitSettings.from(config, environment());
   }
 
+  /**
+   * The stage as configured by {@code hocon}; unless that sets {@code cache.dir}, with a mirror
+   * cache of its own, empty, so that each test's clones start cold as they would on a new worker.
+   */
   static Stage stage(String hocon) throws StageConfigException {
-    return new GitStageFactory().create(config(hocon), environment());
+    Config overrides = ConfigFactory.parseString(hocon);
+    if (!overrides.hasPath("cache.dir")) {
+      overrides = overrides.withFallback(
+          ConfigFactory.parseMap(Map.of("cache.dir", freshCacheDir().toString())));
+    }
+    return new GitStageFactory().create(
+        overrides.withFallback(config("")).resolve(), environment());
+  }
+
+  /**
+   * The stage exactly as reference.conf configures it (https only), but for its mirror cache,
+   * which is a fresh directory of its own rather than the working directory's tmp/git-cache.
+   */
+  static Stage referenceStage() throws StageConfigException {
+    return new GitStageFactory().create(
+        ConfigFactory.parseMap(Map.of("cache.dir", freshCacheDir().toString()))
+            .withFallback(reference()).resolve(),
+        environment());
+  }
+
+  private static Path cacheRoot;
+
+  /** A new, empty directory for a stage's mirror cache; all of them go when the JVM exits. */
+  static synchronized Path freshCacheDir() {
+    try {
+      if (cacheRoot == null) {
+        cacheRoot = Files.createTempDirectory("git-cache-test-");
+        Path root = cacheRoot;
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(root)));
+      }
+      return Files.createTempDirectory(cacheRoot, "cache-");
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  static void deleteTree(Path root) {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> paths = Files.walk(root)) {
+      paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException | UncheckedIOException e) {
+      // Temporary files; the next run does not depend on them.
+    }
   }
 
   static Stage stage() throws StageConfigException {

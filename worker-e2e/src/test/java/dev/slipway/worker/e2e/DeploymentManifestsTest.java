@@ -454,8 +454,11 @@ class DeploymentManifestsTest {
     // What `bin/worker check-config` does on a fresh install (with the region its ecr stage
     // needs, from AWS_REGION).
     Environment env = Environment.of(Map.of("AWS_REGION", "eu-west-1"));
+    // Its git cache in this test's directory, not under the module's working directory.
+    Properties cache = new Properties();
+    cache.setProperty("worker.stages.git.cache.dir", dir.resolve("git-cache").toString());
     try (Worker worker = Worker.prepare(new WorkerOptions(Optional.of(conf), dir, env,
-        new Properties(), HOME), PluginRegistry.discover(), null)) {
+        cache, HOME), PluginRegistry.discover(), null)) {
       assertTrue(SecuritySettings.isLoopback(worker.settings().bindAddress()),
           worker.settings().bindAddress());
       assertFalse(worker.settings().security().insecure());
@@ -463,11 +466,40 @@ class DeploymentManifestsTest {
     }
     // Opened to other hosts without TLS and callers, it refuses to start, as its comments say.
     Properties open = new Properties();
+    open.putAll(cache);
     open.setProperty("worker.bind-address", "0.0.0.0");
     StartupException refused = assertThrows(StartupException.class, () -> Worker.prepare(
         new WorkerOptions(Optional.of(conf), dir, env, open, HOME), PluginRegistry.discover(),
         null));
     assertTrue(refused.getMessage().contains("worker.insecure"), refused.getMessage());
+  }
+
+  /**
+   * The git stage moves checkouts made ready in its cache into workspaces with a rename: the
+   * cache and the workspace root must be on one mounted volume (a rename fails across mounts),
+   * and the cache outside the workspace root, whose leftovers the runtime removes.
+   */
+  @Test
+  void theGitCacheIsOnTheWorkspacesVolumeOutsideTheWorkspaceRoot() throws Exception {
+    Config config = workerConfig(Map.of());
+    Path workspaces = Path.of(config.getString("worker.workspace-root"));
+    Path cache = Path.of(config.getString("worker.stages.git.cache.dir"));
+    assertFalse(cache.startsWith(workspaces), cache + " is inside " + workspaces);
+    assertFalse(workspaces.startsWith(cache), workspaces + " is inside " + cache);
+    List<Map<String, Object>> mounts = at(container("slipway-worker"), "volumeMounts");
+    List<String> holdingBoth = mounts.stream()
+        .filter(m -> workspaces.startsWith(Path.of((String) m.get("mountPath")))
+            && cache.startsWith(Path.of((String) m.get("mountPath"))))
+        .map(m -> (String) m.get("name")).toList();
+    assertEquals(1, holdingBoth.size(), mounts::toString);
+    // No other mount on the way to either, which would put it on a volume of its own.
+    assertTrue(mounts.stream().filter(m -> !holdingBoth.contains(m.get("name"))).noneMatch(m ->
+        workspaces.startsWith(Path.of((String) m.get("mountPath")))
+            || cache.startsWith(Path.of((String) m.get("mountPath")))), mounts::toString);
+    List<Map<String, Object>> volumes =
+        at(doc("Deployment", "slipway-worker"), "spec", "template", "spec", "volumes");
+    assertTrue(volumes.stream().anyMatch(v -> holdingBoth.get(0).equals(v.get("name"))
+        && v.containsKey("emptyDir")), volumes::toString);
   }
 
   @Test
@@ -489,6 +521,7 @@ class DeploymentManifestsTest {
   private Properties overrides(boolean local) {
     Properties properties = new Properties();
     properties.setProperty("worker.workspace-root", dir.resolve("workspaces").toString());
+    properties.setProperty("worker.stages.git.cache.dir", dir.resolve("git-cache").toString());
     if (local) {
       properties.setProperty("worker.bind-address", "127.0.0.1");
       properties.setProperty("worker.port", "0");

@@ -33,12 +33,18 @@ import java.util.stream.Stream;
 final class TestWorkers {
   private TestWorkers() {}
 
-  /** Writes {@code hocon} (plus loopback binding and a workspace under {@code dir}) to a file. */
+  /**
+   * Writes {@code hocon} (plus loopback binding, a workspace and a git mirror cache under {@code
+   * dir}) to a file. The cache's default is relative to the JVM's working directory (the
+   * module's), which every test would share.
+   */
   static Path config(Path dir, String hocon) {
     try {
       Path file = dir.resolve("worker.conf");
       Files.writeString(file, "worker.bind-address = 127.0.0.1\nworker.port = 0\n"
-          + "worker.workspace-root = \"" + dir.resolve("workspaces") + "\"\n" + hocon + "\n");
+          + "worker.workspace-root = \"" + dir.resolve("workspaces") + "\"\n"
+          + "worker.stages.git.cache.dir = \"" + dir.resolve("git-cache") + "\"\n"
+          + hocon + "\n");
       return file;
     } catch (IOException e) {
       throw new UncheckedIOException(e);

@@ -1,11 +1,13 @@
 package dev.slipway.plugin.git.jgit;
 
+import dev.slipway.plugin.git.CacheSettings;
 import dev.slipway.plugin.git.CloneFailure;
 import dev.slipway.plugin.git.CloneFailure.Reason;
 import dev.slipway.plugin.git.CloneListener;
 import dev.slipway.plugin.git.CloneResult;
 import dev.slipway.plugin.git.CloneSpec;
 import dev.slipway.plugin.git.GitClient;
+import dev.slipway.plugin.git.Sizes;
 import java.io.File;
 import java.io.IOException;
 import java.net.ConnectException;
@@ -14,6 +16,8 @@ import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.UnknownHostException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -23,10 +27,17 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import javax.net.ssl.SSLException;
 import org.eclipse.jgit.api.CloneCommand;
 import org.eclipse.jgit.api.FetchCommand;
 import org.eclipse.jgit.api.Git;
+import org.eclipse.jgit.api.InitCommand;
 import org.eclipse.jgit.api.TransportCommand;
 import org.eclipse.jgit.api.errors.GitAPIException;
 import org.eclipse.jgit.api.errors.JGitInternalException;
@@ -35,6 +46,7 @@ import org.eclipse.jgit.errors.ConfigInvalidException;
 import org.eclipse.jgit.errors.IncorrectObjectTypeException;
 import org.eclipse.jgit.errors.NoRemoteRepositoryException;
 import org.eclipse.jgit.lib.Constants;
+import org.eclipse.jgit.lib.NullProgressMonitor;
 import org.eclipse.jgit.lib.ObjectId;
 import org.eclipse.jgit.lib.ObjectReader;
 import org.eclipse.jgit.lib.Ref;
@@ -45,6 +57,7 @@ import org.eclipse.jgit.revwalk.RevCommit;
 import org.eclipse.jgit.revwalk.RevObject;
 import org.eclipse.jgit.revwalk.RevTree;
 import org.eclipse.jgit.revwalk.RevWalk;
+import org.eclipse.jgit.storage.file.FileRepositoryBuilder;
 import org.eclipse.jgit.submodule.SubmoduleWalk;
 import org.eclipse.jgit.transport.CredentialsProvider;
 import org.eclipse.jgit.transport.RefSpec;
@@ -69,12 +82,327 @@ import org.eclipse.jgit.treewalk.TreeWalk;
  * server that will not send a commit by id (no {@code uploadpack.allowReachableSHA1InWant} or
  * {@code allowAnySHA1InWant}) has the history of the branch or ref searched for it instead,
  * deeper and deeper. HEAD is then detached at exactly that commit, checked out as above.
+ *
+ * <p>With a mirror cache ({@link MirrorCache}), the same {@code ls-remote} comes first, with the
+ * job's token, always; then, under the mirror's lock, the mirror of this URL and token gets what
+ * it lacks of the branch, ref or commit (the same fetches as above, into the mirror; nothing when
+ * it has it), and the checkout is a new repository whose objects are copied from the mirror
+ * ({@link MirrorObjects}): exactly what a clone at the job's depth would hold, standing alone. A
+ * mirror that cannot be read or updated is removed and built again once; a cache that cannot
+ * serve the clone (busy past {@code lock-timeout}, or broken twice) leaves it to the server.
  */
 public final class JGitClient implements GitClient {
+  /** A mirror with more packs than this is repacked into one, in the background. */
+  static final int REPACK_PACKS = 16;
 
-  /** For the stage factory. */
+  /** The mirrors; null without a cache. */
+  private final MirrorCache cache;
+  /** Repacks mirrors and makes ready checkouts off the jobs' threads; null without a cache. */
+  private final ExecutorService maintenance;
+  private final Set<String> repacking = ConcurrentHashMap.newKeySet();
+  /** Ready checkouts being made, by key and shape. */
+  private final Set<String> preparing = ConcurrentHashMap.newKeySet();
+  /** Whether ready checkouts are made and used: on when configured, off once a rename failed. */
+  private volatile boolean readyCheckouts;
+
+  /** Without a mirror cache: every clone from the server alone. */
   public JGitClient() {
     IsolatedSystemReader.install();
+    this.cache = null;
+    this.maintenance = null;
+    this.readyCheckouts = false;
+  }
+
+  /**
+   * With the mirror cache {@code settings} describe, when enabled.
+   *
+   * @throws IOException when the cache's directory cannot be made or written
+   */
+  public JGitClient(CacheSettings settings) throws IOException {
+    IsolatedSystemReader.install();
+    if (!settings.enabled()) {
+      this.cache = null;
+      this.maintenance = null;
+      return;
+    }
+    this.cache = new MirrorCache(settings);
+    this.readyCheckouts = settings.readyCheckouts();
+    // One thread, and none while there is nothing to do.
+    ThreadPoolExecutor executor = new ThreadPoolExecutor(1, 1, 30, TimeUnit.SECONDS,
+        new LinkedBlockingQueue<>(), r -> {
+          Thread t = new Thread(r, "git-mirror-maintenance");
+          t.setDaemon(true);
+          return t;
+        });
+    executor.allowCoreThreadTimeOut(true);
+    this.maintenance = executor;
+  }
+
+  @Override
+  public void removeLeftovers(List<String> records, Consumer<String> log) {
+    for (String record : records) {
+      if (!record.startsWith(MirrorCache.LEFTOVER)) {
+        continue;
+      }
+      Path path;
+      try {
+        path = Path.of(record.substring(MirrorCache.LEFTOVER.length()));
+      } catch (java.nio.file.InvalidPathException e) {
+        continue;
+      }
+      if (cache != null && cache.isTemp(path)) {
+        cache.removeAbandoned(path, log);
+      } else if (Files.exists(path) && path.getParent() != null
+          && path.getParent().getFileName() != null
+          && path.getParent().getFileName().toString().equals("tmp")
+          && path.getFileName().toString().matches("[0-9a-f]{64}\\.[0-9a-f]{16}")) {
+        // The cache moved or was turned off since; the path was this dead job's alone.
+        try {
+          MirrorCache.deleteTree(path);
+          log.accept("removed the unfinished git mirror " + path);
+        } catch (IOException e) {
+          log.accept("could not remove the unfinished git mirror " + path + ": " + e.getMessage());
+        }
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    if (maintenance != null) {
+      maintenance.shutdownNow();
+      try {
+        maintenance.awaitTermination(5, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  @Override
+  public void discardCheckout(Path checkout) {
+    if (cache == null || !Files.isDirectory(checkout)) {
+      return;
+    }
+    Optional<Path> moved = cache.toTrash(checkout);
+    if (moved.isEmpty()) {
+      return; // the runtime deletes it with the workspace
+    }
+    Runnable delete = () -> {
+      try {
+        MirrorCache.deleteTree(moved.get());
+      } catch (IOException e) {
+        // trash/ is emptied when a stage next opens the cache.
+      }
+    };
+    try {
+      maintenance.execute(delete);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      delete.run(); // closed: now, then
+    }
+  }
+
+  @Override
+  public void awaitMaintenance() throws InterruptedException {
+    if (maintenance != null) {
+      try {
+        maintenance.submit(() -> {}).get();
+      } catch (java.util.concurrent.ExecutionException
+          | java.util.concurrent.RejectedExecutionException e) {
+        // Nothing is queued any more.
+      }
+    }
+  }
+
+  /** What a ready checkout is made of: the job's request as far as its checkout goes. */
+  private record Prepare(String key, URI url, String branch, String ref, int depth,
+      ObjectId tip, long maxBytes) {}
+
+  /**
+   * Makes, in the background, a checkout of {@code p.tip} for the next job of the same branch or
+   * ref and depth ({@link ReadyCheckouts}). The mirror is held only while the objects are copied
+   * from it and while the checkout is put into place; the files are written without holding it.
+   */
+  private void prepareLater(Prepare p) {
+    String id = p.key() + "/" + ReadyCheckouts.shape(p.branch(), p.ref(), p.depth());
+    if (maintenance == null || !readyCheckouts || !preparing.add(id)) {
+      return;
+    }
+    try {
+      maintenance.execute(() -> {
+        try {
+          prepare(p);
+        } catch (Exception e) {
+          // The next job writes its files itself; nothing else depends on this.
+        } finally {
+          preparing.remove(id);
+        }
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      preparing.remove(id); // closed
+    }
+  }
+
+  private void prepare(Prepare p) throws Exception {
+    String shape = ReadyCheckouts.shape(p.branch(), p.ref(), p.depth());
+    Path readyDir = cache.readyDir(p.key());
+    if (ReadyCheckouts.find(readyDir, shape, p.tip()).isPresent()) {
+      return;
+    }
+    Path temp = cache.newReadyTemp();
+    Thread self = Thread.currentThread();
+    try {
+      ObjectId commit;
+      try (MirrorLock lock = cache.lock(p.key(), self::isInterrupted)) {
+        Path dir = cache.mirror(p.key());
+        if (lock == null || !MirrorCache.isMirror(dir)) {
+          return;
+        }
+        try (Repository mirror = new FileRepositoryBuilder().setGitDir(dir.toFile())
+            .setMustExist(true).build()) {
+          if (!MirrorObjects.hasHistory(mirror, p.tip(), p.depth())) {
+            return;
+          }
+          commit = mirror.resolve(p.tip().name() + "^{commit}");
+          if (commit == null) {
+            return;
+          }
+          InitCommand init = Git.init().setDirectory(temp.toFile());
+          if (!p.branch().isEmpty()) {
+            init.setInitialBranch(p.branch());
+          }
+          init.call().close();
+          long[] written = {0};
+          MirrorObjects.writePack(mirror, p.tip(), p.depth(), temp.resolve(Constants.DOT_GIT),
+              NullProgressMonitor.INSTANCE, bytes -> {
+                written[0] += bytes;
+                if (self.isInterrupted() || written[0] > p.maxBytes()) {
+                  throw new java.io.InterruptedIOException("not made");
+                }
+              });
+        }
+      }
+      try (Repository repository = new FileRepositoryBuilder()
+          .setGitDir(temp.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
+        writeCheckoutConfig(repository, p.url(), p.branch(),
+            Optional.of(p.ref()));
+        setCheckoutRefs(repository, p.branch(), p.ref(), p.tip(), commit);
+        RevCommit parsed;
+        try (RevWalk walk = new RevWalk(repository)) {
+          parsed = walk.parseCommit(commit);
+        }
+        new DirCacheCheckout(repository, repository.lockDirCache(), parsed.getTree()).checkout();
+        if (p.branch().isEmpty()) {
+          RefUpdate head = repository.updateRef(Constants.HEAD, true);
+          head.setNewObjectId(commit);
+          head.forceUpdate();
+        }
+      }
+      long bytes = MirrorCache.size(temp);
+      if (bytes > p.maxBytes() || self.isInterrupted()) {
+        return;
+      }
+      try (MirrorLock lock = cache.lock(p.key(), self::isInterrupted)) {
+        if (lock == null || !MirrorCache.isMirror(cache.mirror(p.key()))) {
+          return;
+        }
+        // Within max-size, or not at all: a mirror is worth more than a checkout made from it.
+        long others = ReadyCheckouts.list(readyDir).stream()
+            .filter(r -> r.shape().equals(shape)).mapToLong(ReadyCheckouts.Ready::bytes).sum();
+        if (cache.totalSize() - others + bytes > cache.maxSize()) {
+          return;
+        }
+        List<ReadyCheckouts.Ready> kept = new ArrayList<>();
+        for (ReadyCheckouts.Ready r : ReadyCheckouts.list(readyDir)) {
+          if (r.shape().equals(shape) || kept.size() >= ReadyCheckouts.MAX_PER_MIRROR - 1) {
+            cache.discard(r.dir());
+          } else {
+            kept.add(r);
+          }
+        }
+        Files.createDirectories(readyDir);
+        Files.move(temp, readyDir.resolve(ReadyCheckouts.name(shape, p.tip(), bytes)),
+            java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        temp = null;
+      }
+    } finally {
+      if (temp != null) {
+        cache.discard(temp);
+      }
+    }
+  }
+
+  /**
+   * A checkout's config, as a clone writes it: {@code remote.origin.url}, the refspec of the one
+   * branch or ref, and for a branch its {@code branch.B.*} section. Never a credential.
+   */
+  static void writeCheckoutConfig(
+      Repository repository, URI url, String branch, Optional<String> source) throws IOException {
+    StoredConfig config = repository.getConfig();
+    config.setString("remote", "origin", "url", url.toString());
+    if (source.isPresent()) {
+      config.setString("remote", "origin", "fetch", Clone.refSpec(source.get()).toString());
+    }
+    if (!branch.isEmpty()) {
+      config.setString("branch", branch, "remote", "origin");
+      config.setString("branch", branch, "merge", Constants.R_HEADS + branch);
+    }
+    config.save();
+  }
+
+  /** The refs a clone of {@code ref} at {@code tip} has: its tracking ref, and the branch. */
+  private static void setCheckoutRefs(Repository repository, String branch, String ref,
+      ObjectId tip, ObjectId commit) throws IOException {
+    for (String[] update : branch.isEmpty()
+        ? new String[][] {{Clone.localName(ref), tip.name()}}
+        : new String[][] {{Clone.localName(ref), tip.name()},
+            {Constants.R_HEADS + branch, commit.name()}}) {
+      RefUpdate u = repository.updateRef(update[0]);
+      u.setNewObjectId(ObjectId.fromString(update[1]));
+      RefUpdate.Result result = u.forceUpdate();
+      if (result != RefUpdate.Result.NEW && result != RefUpdate.Result.FORCED
+          && result != RefUpdate.Result.NO_CHANGE) {
+        throw new IOException("cannot set " + update[0] + ": " + result);
+      }
+    }
+  }
+
+  /**
+   * Repacks the mirror of {@code key} into one pack, in the background, once it has many: every
+   * fetch of new commits adds a small pack, and reads get slower with each. Skipped when a job
+   * holds the mirror; the next job's clone asks again.
+   */
+  private void repackLater(String key) {
+    if (maintenance == null || !repacking.add(key)) {
+      return;
+    }
+    try {
+      maintenance.execute(() -> {
+        try (MirrorLock lock = MirrorLock.tryAcquire(cache.lockFileOf(key))) {
+          Path dir = cache.mirror(key);
+          if (lock == null || !MirrorCache.isMirror(dir)) {
+            return;
+          }
+          try (Repository mirror = new FileRepositoryBuilder().setGitDir(dir.toFile())
+              .setMustExist(true).build()) {
+            // Nobody reads the mirror while it is locked: old packs may go at once. Set in the
+            // mirror's config, which the public gc command reads (JGit's GC class is internal).
+            StoredConfig config = mirror.getConfig();
+            if (!"now".equals(config.getString("gc", null, "prunePackExpire"))) {
+              config.setString("gc", null, "prunePackExpire", "now");
+              config.save();
+            }
+            Git.wrap(mirror).gc().setExpire(java.time.Instant.now()).call();
+          }
+        } catch (Exception e) {
+          // A failed repack leaves the packs as they were; reads stay correct.
+        } finally {
+          repacking.remove(key);
+        }
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      repacking.remove(key); // closed
+    }
   }
 
   @Override
@@ -201,7 +529,7 @@ public final class JGitClient implements GitClient {
   }
 
   /** One clone's state: its connections, credentials and listener. */
-  private static final class Clone {
+  private final class Clone {
     private final CloneSpec spec;
     private final CloneListener listener;
     private final GuardedConnectionFactory connections;
@@ -233,10 +561,24 @@ public final class JGitClient implements GitClient {
     CloneResult run()
         throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
             InterruptedException {
-      if (spec.exact()) {
-        return runExact();
+      // Always the server first, with the job's own token: what the branch or ref is now, and
+      // whether this token may read the repository at all. Nothing stale, or fetched with
+      // another token, is ever checked out from the cache.
+      Map<String, Ref> refs = lsRemote();
+      checkCancelled();
+      if (cache != null && spec.useCache()) {
+        Optional<CloneResult> mirrored = runMirrored(refs);
+        if (mirrored.isPresent()) {
+          return mirrored.get();
+        }
       }
-      String branch = resolveBranch();
+      return spec.exact() ? runExact(refs) : runBranch(refs);
+    }
+
+    private CloneResult runBranch(Map<String, Ref> refs)
+        throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      String branch = resolveBranch(refs);
       checkCancelled();
       String ref = Constants.R_HEADS + branch;
       CloneCommand clone =
@@ -325,14 +667,494 @@ public final class JGitClient implements GitClient {
       return total;
     }
 
+    // The mirror cache (see MirrorCache): the same clone, with the server asked only for what
+    // the worker's mirror of the repository lacks, and the checkout made from the mirror.
+
+    /**
+     * The clone through the mirror of this URL and token, or empty when the cache cannot serve
+     * it (the mirror stayed busy past lock-timeout, or it cannot be built): the caller then clones
+     * from the server alone, as without a cache. The branch or ref is the one {@code refs}, the
+     * server's answer just now, names: a missing one fails here, whatever the mirror holds.
+     */
+    private Optional<CloneResult> runMirrored(Map<String, Ref> refs)
+        throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      String branch = spec.exact() ? "" : resolveBranch(refs);
+      Optional<String> source =
+          spec.exact() ? source(refs) : Optional.of(Constants.R_HEADS + branch);
+      String key = MirrorCache.key(spec.url(), spec.token().map(t -> t.reveal()));
+      long waitStart = System.nanoTime();
+      MirrorLock lock;
+      try {
+        lock = cache.lock(key, listener::isCancelled);
+      } catch (IOException e) {
+        listener.log("cannot lock the worker's mirror of this repository (" + e.getMessage()
+            + "); cloning without it");
+        return Optional.empty();
+      }
+      if (lock == null) {
+        listener.log("another job has held the worker's mirror of this repository for longer than"
+            + " cache.lock-timeout; cloning without it");
+        return Optional.empty();
+      }
+      Optional<CloneResult> result = Optional.empty();
+      try (lock) {
+        long waited = millis(waitStart);
+        if (waited >= 100) {
+          listener.log("waited " + waited + " ms for the worker's mirror of this repository,"
+              + " which another job was using");
+        }
+        if (readyCheckouts && spec.commitSha().isEmpty()) {
+          result = fromReady(key, branch, source.orElseThrow(), refs);
+        }
+        if (result.isEmpty()) {
+          result = mirrored(key, branch, source, refs);
+        }
+        if (result.isPresent()) {
+          cache.touch(key);
+        }
+      }
+      // Once released, so that eviction may take even this mirror if it alone is too large.
+      cache.evict(listener::log);
+      if (repack) {
+        repackLater(key);
+      }
+      // Not for a repository seen the first time: most are cloned once (the benchmark's cold
+      // rounds, a one-off job), and the checkout made for nobody would only compete with what
+      // runs next. From the second clone on, a third is likely.
+      if (result.isPresent() && served != null && !madeMirror && spec.commitSha().isEmpty()) {
+        prepareLater(new Prepare(key, spec.url(), branch, source.orElseThrow(), spec.depth(),
+            served, spec.maxCheckoutSize()));
+      }
+      return result;
+    }
+
+    /** The branch's or ref's tip object that this clone checked out, for a ready checkout. */
+    private ObjectId served;
+
+    /** Whether this clone made the mirror it used: the repository is new to the cache. */
+    private boolean madeMirror;
+
+    /**
+     * The ready checkout of exactly the tip the server named, moved into the workspace; empty
+     * when there is none (or it cannot be moved), and the clone goes on from the mirror.
+     */
+    private Optional<CloneResult> fromReady(
+        String key, String branch, String ref, Map<String, Ref> refs)
+        throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      ObjectId tip = refs.get(ref).getObjectId();
+      Optional<ReadyCheckouts.Ready> ready = ReadyCheckouts.find(cache.readyDir(key),
+          ReadyCheckouts.shape(branch, ref, spec.depth()), tip);
+      if (ready.isEmpty() || ready.get().bytes() > spec.maxCheckoutSize()) {
+        return Optional.empty();
+      }
+      long start = System.nanoTime();
+      Path target = spec.directory();
+      try {
+        if (Files.isDirectory(target)) {
+          Files.delete(target); // empty, as a clone's directory must be
+        }
+        Files.move(ready.get().dir(), target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      } catch (java.nio.file.AtomicMoveNotSupportedException e) {
+        readyCheckouts = false;
+        listener.log("cache.dir is on another file system than the workspace, so ready"
+            + " checkouts cannot be moved into it; they are not made any more");
+        return Optional.empty();
+      } catch (IOException e) {
+        return Optional.empty();
+      }
+      ObjectId commit = null;
+      try (Repository repository = new FileRepositoryBuilder()
+          .setGitDir(target.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
+        commit = repository.resolve(Constants.HEAD + "^{commit}");
+        if (commit != null && (!repository.getObjectDatabase().has(tip)
+            || !commit.equals(repository.resolve(tip.name() + "^{commit}")))) {
+          commit = null;
+        }
+      } catch (IOException | RuntimeException e) {
+        commit = null;
+      }
+      if (commit == null) {
+        emptyCheckout(); // not what its name says: the clone goes on as if there were none
+        return Optional.empty();
+      }
+      Optional<java.time.Instant> time;
+      try (Repository repository = new FileRepositoryBuilder()
+          .setGitDir(target.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
+        writeCheckoutConfig(repository, spec.url(), branch, Optional.of(ref));
+        listener.log("took the checkout of " + commit.name() + " that the worker had ready ("
+            + Sizes.format(ready.get().bytes()) + ") in " + millis(start) + " ms");
+        if (spec.submodules()) {
+          cloneSubmodules(repository);
+        }
+        limit.checkDisk();
+        time = commitTime(repository, commit);
+      }
+      served = tip;
+      return Optional.of(new CloneResult(commit.name(),
+          branch.isEmpty() ? ref + " (detached HEAD)" : branch, time));
+    }
+
+    /** Whether the mirror just used has so many packs that it should be repacked. */
+    private boolean repack;
+
+    /** {@link #fromMirror}, once more from a new mirror when the one there was damaged. */
+    private Optional<CloneResult> mirrored(
+        String key, String branch, Optional<String> source, Map<String, Ref> refs)
+        throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      for (int attempt = 1; ; attempt++) {
+        try {
+          return Optional.of(fromMirror(key, branch, source, refs));
+        } catch (MirrorDamaged e) {
+          checkCancelled();
+          emptyCheckout();
+          limit.restart();
+          cache.discard(cache.mirror(key));
+          cache.discard(cache.readyDir(key));
+          if (attempt > 1) {
+            listener.log("the rebuilt mirror failed too (" + e.getMessage()
+                + "); cloning without it");
+            return Optional.empty();
+          }
+          listener.log("the worker's mirror of this repository is damaged (" + e.getMessage()
+              + "); removed it, rebuilding it from the server");
+        } catch (NoMirror e) {
+          emptyCheckout();
+          listener.log(e.getMessage() + "; cloning without the worker's mirror");
+          return Optional.empty();
+        }
+      }
+    }
+
+    /** What to check out, found in the mirror. */
+    private record Wanted(ObjectId object, ObjectId commit, String localRef, String checkedOut) {}
+
+    /**
+     * Brings the mirror up to what the server said (creating it when there is none), then makes
+     * the checkout from it.
+     *
+     * @throws MirrorDamaged when the mirror there cannot be read or updated: it is rebuilt
+     */
+    private CloneResult fromMirror(
+        String key, String branch, Optional<String> source, Map<String, Ref> refs)
+        throws MirrorDamaged, NoMirror, CloneFailure, GitAPIException, IOException,
+            ConfigInvalidException, InterruptedException {
+      Path dir = cache.mirror(key);
+      Path temp = null;
+      if (!MirrorCache.isMirror(dir)) {
+        if (Files.exists(dir)) {
+          listener.log("the worker's mirror of this repository is not a whole git repository;"
+              + " removed it");
+          cache.discard(dir);
+        }
+        temp = cache.newTemp(key);
+        // Noted first, so that a worker that dies now leaves nothing behind for long.
+        if (!listener.recordLeftover(MirrorCache.LEFTOVER + temp)) {
+          throw new NoMirror("could not note the new mirror for clean-up after a crash");
+        }
+        initMirror(temp);
+      }
+      boolean fresh = temp != null;
+      Repository mirror = openMirror(fresh ? temp : dir, fresh);
+      try {
+        long start = System.nanoTime();
+        Wanted wanted;
+        try (Git git = Git.wrap(mirror)) {
+          wanted = spec.commitSha().isEmpty()
+              ? updateForRef(git, fresh, branch, source.orElseThrow(), refs)
+              : updateForCommit(git, fresh, source, refs);
+        } catch (IOException | JGitInternalException e) {
+          // Reading the mirror (its refs, its objects) failed; the server's failures that come
+          // as IOExceptions have a reason of their own and fail the clone as without the cache.
+          if (fresh || listener.isCancelled() || limit.exceeded() || refused(e)
+              || classify(e).reason() != Reason.FAILED) {
+            throw e;
+          }
+          throw new MirrorDamaged(describe(e), e);
+        }
+        if (fresh) {
+          listener.log("made the worker's mirror of this repository in " + millis(start) + " ms");
+          mirror.close();
+          cache.install(temp, key);
+          temp = null;
+          mirror = openMirror(dir, true);
+        }
+        repack = MirrorObjects.packCount(mirror) > REPACK_PACKS;
+        CloneResult result = checkoutFromMirror(mirror, fresh, wanted, branch, source);
+        served = wanted.object();
+        madeMirror = fresh;
+        return result;
+      } finally {
+        mirror.close();
+        if (temp != null) {
+          cache.discard(temp); // never complete: nobody may take it for a mirror
+        }
+      }
+    }
+
+    /** A branch's or ref's tip, from the mirror when it has it, else fetched into it. */
+    private Wanted updateForRef(
+        Git git, boolean fresh, String branch, String ref, Map<String, Ref> refs)
+        throws MirrorDamaged, CloneFailure, GitAPIException, IOException, InterruptedException {
+      Repository mirror = git.getRepository();
+      ObjectId tip = refs.get(ref).getObjectId();
+      String local = localName(ref);
+      String what = branch.isEmpty() ? "ref " + ref : "branch " + branch;
+      if (!fresh && held(mirror, tip)) {
+        setRef(mirror, local, tip, true);
+        listener.log("the worker's mirror has " + what + " at " + tip.name()
+            + " already; nothing to fetch");
+      } else {
+        long start = System.nanoTime();
+        fetchIntoMirror(fresh, () -> {
+          fetch(git, refSpec(ref), spec.depth());
+          return null;
+        });
+        Ref fetched = mirror.exactRef(local);
+        if (fetched == null || fetched.getObjectId() == null) {
+          throw new CloneFailure(Reason.FAILED, "the server sent no " + ref, null);
+        }
+        tip = fetched.getObjectId();
+        if (!fresh) {
+          listener.log("fetched what is new of " + what + " into the worker's mirror in "
+              + millis(start) + " ms");
+        }
+      }
+      ObjectId commit = commitOf(mirror, tip.name());
+      if (commit == null) {
+        throw new CloneFailure(
+            Reason.COMMIT_NOT_FOUND, "it points to a tree or blob, not a commit", null);
+      }
+      return new Wanted(tip, commit, local, branch.isEmpty() ? ref + " (detached HEAD)" : branch);
+    }
+
+    /**
+     * Exactly {@code commit_sha}: from the mirror when it holds the commit at the job's depth
+     * (this token fetched it before, and may read the repository now), else fetched into the
+     * mirror as {@link #fetchCommit} fetches it into a new repository.
+     */
+    private Wanted updateForCommit(
+        Git git, boolean fresh, Optional<String> source, Map<String, Ref> refs)
+        throws MirrorDamaged, CloneFailure, GitAPIException, IOException, InterruptedException {
+      Repository mirror = git.getRepository();
+      ObjectId commit = ObjectId.fromString(spec.commitSha());
+      String sha = commit.name();
+      if (source.isPresent() && commit.equals(peeled(refs.get(source.get())))) {
+        String ref = source.get();
+        String local = localName(ref);
+        ObjectId tip = refs.get(ref).getObjectId();
+        if (!fresh && held(mirror, tip)) {
+          setRef(mirror, local, tip, true);
+        } else {
+          fetchIntoMirror(fresh, () -> {
+            fetch(git, refSpec(ref), spec.depth());
+            return null;
+          });
+          Ref fetched = mirror.exactRef(local);
+          tip = fetched == null ? null : fetched.getObjectId();
+        }
+        requireCommit(mirror, commit);
+        // The ref moved on since ls-remote: the commit alone, without the ref.
+        boolean atTip = tip != null && commit.equals(commitOf(mirror, tip.name()));
+        return new Wanted(atTip ? tip : commit, commit, atTip ? local : null,
+            "commit " + sha + ", the tip of " + where(source) + " (detached HEAD)");
+      }
+      if (!fresh && held(mirror, commit) && isCommit(mirror, commit)) {
+        listener.log("the worker's mirror has commit " + sha + " already; nothing to fetch");
+        return new Wanted(commit, commit, null,
+            "commit " + sha + " (from the worker's mirror, detached HEAD)");
+      }
+      String checkedOut = fetchIntoMirror(fresh, () -> fetchCommit(git, commit, refs, source));
+      return new Wanted(commit, commit, null, checkedOut);
+    }
+
+    /** A fetch into the mirror, whose failures of unclear cause mean a damaged mirror. */
+    private interface MirrorFetch<T> {
+      T run() throws CloneFailure, GitAPIException, IOException, InterruptedException;
+    }
+
+    private <T> T fetchIntoMirror(boolean fresh, MirrorFetch<T> fetch)
+        throws MirrorDamaged, CloneFailure, GitAPIException, IOException, InterruptedException {
+      try {
+        return fetch.run();
+      } catch (GitAPIException | JGitInternalException | IOException e) {
+        // The server's answers (credentials, 404, the network, refusals), cancellation and the
+        // limit fail the clone as without the cache; a new mirror cannot be damaged.
+        if (fresh || listener.isCancelled() || limit.exceeded() || refused(e)
+            || classify(e).reason() != Reason.FAILED) {
+          throw e;
+        }
+        throw new MirrorDamaged("a fetch into it failed: " + describe(e), e);
+      }
+    }
+
+    /** Whether {@code e} is a refusal of the clone's own rules, which no new mirror changes. */
+    private boolean refused(Throwable e) {
+      for (Throwable t = e; t != null; t = t.getCause()) {
+        if (isRuleRefusal(t)) {
+          return true;
+        }
+      }
+      return false;
+    }
+
+    /** A refused redirect or transport, or TLS that failed: the clone's rules said no. */
+    private static boolean isRuleRefusal(Throwable t) {
+      return t instanceof GuardedConnectionFactory.PathRefusedException
+          || t instanceof GuardedConnectionFactory.OriginRefusedException
+          || t instanceof TransportRefusedException
+          || t instanceof SSLException
+          || t instanceof GeneralSecurityException;
+    }
+
+    /** {@link MirrorObjects#hasHistory}, with a mirror that cannot be read reported as damaged. */
+    private boolean held(Repository mirror, ObjectId id) throws MirrorDamaged {
+      try {
+        return MirrorObjects.hasHistory(mirror, id, spec.depth());
+      } catch (IOException | RuntimeException e) {
+        throw new MirrorDamaged("reading " + id.name() + " failed: " + describe(e), e);
+      }
+    }
+
+    private static boolean isCommit(Repository repository, ObjectId id) throws MirrorDamaged {
+      try (ObjectReader reader = repository.newObjectReader()) {
+        return reader.open(id).getType() == Constants.OBJ_COMMIT;
+      } catch (IOException e) {
+        throw new MirrorDamaged("reading " + id.name() + " failed: " + describe(e), e);
+      }
+    }
+
+    private static void setRef(Repository repository, String name, ObjectId id, boolean mirror)
+        throws MirrorDamaged, IOException {
+      RefUpdate update = repository.updateRef(name);
+      update.setNewObjectId(id);
+      update.setForceUpdate(true);
+      RefUpdate.Result result = update.forceUpdate();
+      switch (result) {
+        case NEW, FORCED, NO_CHANGE, FAST_FORWARD -> {}
+        default -> {
+          String message = "cannot set " + name + " to " + id.name() + ": " + result;
+          if (mirror) {
+            throw new MirrorDamaged(message, null);
+          }
+          throw new IOException(message);
+        }
+      }
+    }
+
+    /** A new bare mirror at {@code dir}: the URL as its origin (never a token), no auto-gc. */
+    private void initMirror(Path dir) throws GitAPIException, IOException {
+      try (Git git = Git.init().setBare(true).setDirectory(dir.toFile()).call()) {
+        StoredConfig config = git.getRepository().getConfig();
+        config.setString("remote", "origin", "url", spec.url().toString());
+        // JGit would start a gc of its own after fetches, on a thread that holds no lock; the
+        // stage repacks under the mirror's lock instead.
+        config.setBoolean("fetch", null, "autogc", false);
+        config.setInt("gc", null, "auto", 0);
+        config.setInt("gc", null, "autopacklimit", 0);
+        // The stage's repack holds the mirror's lock: packs it replaces may go at once.
+        config.setString("gc", null, "prunePackExpire", "now");
+        config.save();
+      }
+      MirrorCache.describe(dir, MirrorCache.normalise(spec.url()), spec.token().isPresent());
+    }
+
+    private static Repository openMirror(Path dir, boolean fresh)
+        throws MirrorDamaged, IOException {
+      try {
+        return new FileRepositoryBuilder().setGitDir(dir.toFile()).setMustExist(true).build();
+      } catch (IOException | RuntimeException e) {
+        if (fresh) {
+          throw e;
+        }
+        throw new MirrorDamaged("opening it failed: " + describe(e), e);
+      }
+    }
+
+    /**
+     * The checkout, a repository of its own in {@code <workspace>/src}: its objects from the
+     * mirror ({@link MirrorObjects}), its config and refs as a clone would have written them,
+     * then the same checkout as without the cache, held to the same size limit.
+     */
+    private CloneResult checkoutFromMirror(
+        Repository mirror, boolean fresh, Wanted wanted, String branch, Optional<String> source)
+        throws MirrorDamaged, CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      checkCancelled();
+      InitCommand init = Git.init().setDirectory(spec.directory().toFile());
+      if (!branch.isEmpty()) {
+        init.setInitialBranch(branch);
+      }
+      init.call().close();
+      Path gitDir = spec.directory().resolve(Constants.DOT_GIT);
+      long start = System.nanoTime();
+      long bytes;
+      try {
+        bytes = fresh
+            ? MirrorObjects.linkObjects(mirror, gitDir, this::beforeCopy)
+            : MirrorObjects.writePack(mirror, wanted.object(), spec.depth(), gitDir,
+                MirrorObjects.stopping(monitor, this::mustStop), this::beforeCopy);
+      } catch (MirrorObjects.Stopped e) {
+        checkCancelled();
+        throw limit.failure(e);
+      } catch (IOException e) {
+        if (listener.isCancelled() || limit.exceeded()
+            || e instanceof MirrorObjects.WorkspaceWriteException) {
+          throw e;
+        }
+        throw new MirrorDamaged("copying its objects failed: " + describe(e), e);
+      }
+      listener.log((fresh ? "linked" : "copied") + " the checkout's objects ("
+          + Sizes.format(bytes) + ") from the worker's mirror in " + millis(start) + " ms");
+      try (Repository repository =
+          new FileRepositoryBuilder().setGitDir(gitDir.toFile()).setMustExist(true).build()) {
+        writeCheckoutConfig(repository, spec.url(), branch, source);
+        if (wanted.localRef() != null) {
+          setRef(repository, wanted.localRef(), wanted.object(), false);
+        }
+        if (!branch.isEmpty()) {
+          setRef(repository, Constants.R_HEADS + branch, wanted.commit(), false);
+        }
+        checkout(repository, wanted.commit(), false);
+        if (branch.isEmpty()) {
+          RefUpdate head = repository.updateRef(Constants.HEAD, true);
+          head.setNewObjectId(wanted.commit());
+          head.forceUpdate();
+        }
+        if (spec.submodules()) {
+          cloneSubmodules(repository);
+        }
+        limit.checkDisk();
+        return new CloneResult(wanted.commit().name(), wanted.checkedOut(),
+            commitTime(repository, wanted.commit()));
+      }
+    }
+
+    private void beforeCopy(long bytes) throws IOException {
+      if (listener.isCancelled()) {
+        throw MirrorObjects.interrupted();
+      }
+      limit.copied(bytes);
+    }
+
+    private boolean mustStop() {
+      return listener.isCancelled() || limit.exceeded();
+    }
+
+    /** Removes what a failed attempt wrote, so that the next starts from an empty directory. */
+    private void emptyCheckout() throws IOException {
+      MirrorCache.deleteTree(spec.directory());
+    }
+
     /** The remote's refs by name, HEAD included: {@code git ls-remote URL}. */
     private Map<String, Ref> lsRemote() throws GitAPIException {
       return configure(Git.lsRemoteRepository().setRemote(spec.url().toString())).callAsMap();
     }
 
     /** The branch to clone: the one asked for, which must exist, or the remote's default. */
-    private String resolveBranch() throws CloneFailure, GitAPIException {
-      Map<String, Ref> refs = lsRemote();
+    private String resolveBranch(Map<String, Ref> refs) throws CloneFailure {
       List<String> branches = new ArrayList<>(new TreeSet<>(branchNames(refs)));
       if (!spec.branch().isEmpty()) {
         if (refs.containsKey(Constants.R_HEADS + spec.branch())) {
@@ -354,10 +1176,9 @@ public final class JGitClient implements GitClient {
      * {@code git fetch} of only what is needed, then the checkout (held to the size limit as a
      * branch's is) and the submodules.
      */
-    private CloneResult runExact()
+    private CloneResult runExact(Map<String, Ref> refs)
         throws CloneFailure, GitAPIException, IOException, ConfigInvalidException,
             InterruptedException {
-      Map<String, Ref> refs = lsRemote();
       Optional<String> source = source(refs);
       checkCancelled();
       try (Git git = Git.init().setDirectory(spec.directory().toFile()).call()) {
@@ -562,11 +1383,7 @@ public final class JGitClient implements GitClient {
       }
       boolean transport = false;
       for (Throwable t = e; t != null; t = t.getCause()) {
-        if (t instanceof GuardedConnectionFactory.PathRefusedException
-            || t instanceof GuardedConnectionFactory.OriginRefusedException
-            || t instanceof TransportRefusedException
-            || t instanceof SSLException
-            || t instanceof GeneralSecurityException) {
+        if (isRuleRefusal(t)) {
           return Optional.empty();
         }
         transport |= t instanceof org.eclipse.jgit.errors.TransportException;
@@ -621,10 +1438,19 @@ public final class JGitClient implements GitClient {
       }
     }
 
-    private void fetch(Git git, RefSpec refSpec, int depth) throws GitAPIException {
+    private void fetch(Git git, RefSpec refSpec, int depth) throws GitAPIException, IOException {
+      Repository repository = git.getRepository();
+      boolean shallow = !MirrorObjects.complete(repository);
+      // A mirror that has its whole history keeps it: only what is new comes, and no fetch
+      // makes it shallow for the jobs that want all of it.
+      if (repository.isBare() && !shallow && !repository.getRefDatabase().getRefs().isEmpty()) {
+        depth = 0;
+      }
       FetchCommand fetch = fetchCommand(git, refSpec);
       if (depth > 0) {
         fetch.setDepth(depth);
+      } else if (shallow) {
+        fetch.setUnshallow(true);
       }
       configure(fetch).call();
     }
@@ -841,6 +1667,24 @@ public final class JGitClient implements GitClient {
       if (listener.isCancelled()) {
         throw new InterruptedException("the clone was cancelled");
       }
+    }
+  }
+
+  /** The mirror there cannot be read or updated; it is removed and built again. */
+  private static final class MirrorDamaged extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    MirrorDamaged(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  /** The cache cannot serve this clone; it goes to the server alone. */
+  private static final class NoMirror extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    NoMirror(String message) {
+      super(message);
     }
   }
 

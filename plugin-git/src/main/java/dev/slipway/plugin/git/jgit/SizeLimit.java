@@ -55,6 +55,7 @@ final class SizeLimit implements AutoCloseable {
   private final long maxBytes;
   private final Path directory;
   private final AtomicLong received = new AtomicLong();
+  private final AtomicLong copied = new AtomicLong();
   private final AtomicReference<Tripped> tripped = new AtomicReference<>();
   private final List<Runnable> onExceeded = new CopyOnWriteArrayList<>();
   private volatile boolean closed;
@@ -115,6 +116,29 @@ final class SizeLimit implements AutoCloseable {
       trip("the server sent more than " + Sizes.format(maxBytes));
     }
     throwIfExceeded();
+  }
+
+  /**
+   * Counts {@code bytes} more that the clone copies into the checkout from the worker's mirror:
+   * the local stand-in for bytes received, held to the same limit.
+   *
+   * @throws TooLargeException when the checkout now holds more than the limit
+   */
+  void copied(long bytes) throws TooLargeException {
+    if (bytes > 0 && copied.addAndGet(bytes) > maxBytes) {
+      trip("the objects of the checkout, copied from the worker's mirror, take more than "
+          + Sizes.format(maxBytes));
+    }
+    throwIfExceeded();
+  }
+
+  /**
+   * Starts counting received and copied bytes afresh, for a clone that starts over (a damaged
+   * mirror rebuilt from the server) with an empty checkout. A limit that tripped stays tripped.
+   */
+  void restart() {
+    received.set(0);
+    copied.set(0);
   }
 
   /**
