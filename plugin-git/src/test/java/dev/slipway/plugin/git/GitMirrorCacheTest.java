@@ -462,14 +462,20 @@ class GitMirrorCacheTest {
     run(stage, third);
     assertTrue(logged(third, "had ready"), third.lines()::toString);
 
-    // The branch moved on: the ready checkout is of the old commit, so not taken.
+    // The branch moved on: the ready checkout is of the old commit, so it is not taken as it
+    // is, but brought up to the new one.
     idle(stage);
     String moved = push("app.git", "main", "ready.txt", "moved\n");
     RecordingJobContext fourth = job(newWorkspace(), url, "main");
     run(stage, fourth);
     assertEquals(moved, sha(fourth));
     assertFalse(logged(fourth, "had ready"), fourth.lines()::toString);
+    assertTrue(logged(fourth, "brought the worker's ready checkout of " + tip + " up to " + moved),
+        fourth.lines()::toString);
     assertEquals("moved\n", Files.readString(fourth.workspace().resolve("src/ready.txt")));
+    assertTrue(Files.readAllLines(fourth.workspace().resolve("src/.git/shallow")).contains(moved));
+    assertEquals("1", GitRepos.git(fourth.workspace().resolve("src"), "rev-list", "--count", "HEAD"));
+    assertStandalone(fourth.workspace().resolve("src"));
     idle(stage);
     assertEquals(1, ready().size(), "one per branch and depth: " + ready());
     assertTrue(ready().get(0).getFileName().toString().contains("-" + moved + "-"));
@@ -493,6 +499,94 @@ class GitMirrorCacheTest {
     assertEquals("HEAD", GitRepos.git(tagSrc, "rev-parse", "--abbrev-ref", "HEAD"));
     assertEquals("refs/tags/v1", GitRepos.git(tagSrc, "for-each-ref", "--format=%(refname)"));
     assertStandalone(tagSrc);
+  }
+
+  /**
+   * A changed-file job: the ready checkout of the branch's previous commit is brought up to the
+   * new one, and the result is what a fresh clone at depth 1 gives, file for file.
+   */
+  @Test
+  void aNewCommitIsMadeFromTheReadyCheckoutOfTheOldOneWritingOnlyWhatChanged() throws Exception {
+    repos.repository("changes.git").file("Dockerfile", "FROM scratch\n")
+        .file("keep.txt", "kept\n").file("dir/edit.txt", "one\n").file("dir/gone.txt", "gone\n")
+        .commit("initial").commits(3).build();
+    Stage stage = readyStage("");
+    String url = front.url("changes.git");
+    run(stage, job(newWorkspace(), url, "main"));
+    run(stage, job(newWorkspace(), url, "main")); // from the mirror: makes one ready
+    idle(stage);
+    assertEquals(1, ready().size(), ready()::toString);
+    String old = repos.revParse("changes.git", "refs/heads/main");
+    // One commit that edits, removes, adds and makes a file executable.
+    Path work = Files.createTempDirectory(scratch, "change-");
+    GitRepos.git(scratch, "clone", "-q", repos.path("changes.git").toString(), work.toString());
+    Files.writeString(work.resolve("dir/edit.txt"), "two\n");
+    Files.delete(work.resolve("dir/gone.txt"));
+    Files.createDirectories(work.resolve("new/deep"));
+    Files.writeString(work.resolve("new/deep/added.sh"), "#!/bin/sh\necho added\n");
+    GitRepos.git(work, "add", "-A");
+    GitRepos.git(work, "update-index", "--chmod=+x", "new/deep/added.sh");
+    GitRepos.git(work, "commit", "-q", "-m", "one change");
+    GitRepos.git(work, "push", "-q", "origin", "main");
+    String changed = GitRepos.git(work, "rev-parse", "HEAD");
+
+    RecordingJobContext job = job(newWorkspace(), url, "main");
+    run(stage, job);
+
+    assertEquals(changed, sha(job));
+    assertTrue(logged(job, "brought the worker's ready checkout of " + old + " up to " + changed),
+        job.lines()::toString);
+    assertTrue(logged(job, " 3 file(s) written or removed"), job.lines()::toString);
+    Path src = job.workspace().resolve("src");
+    Path fresh = Files.createTempDirectory(scratch, "fresh-");
+    GitRepos.git(scratch, "clone", "-q", "--depth", "1", "--branch", "main",
+        repos.path("changes.git").toUri().toString(), fresh.resolve("src").toString());
+    assertEquals(tree(fresh.resolve("src")), tree(src));
+    assertTrue(Files.isExecutable(src.resolve("new/deep/added.sh")));
+    assertFalse(Files.exists(src.resolve("dir/gone.txt")));
+    assertEquals("main", GitRepos.git(src, "rev-parse", "--abbrev-ref", "HEAD"));
+    assertEquals(changed, GitRepos.git(src, "rev-parse", "origin/main"));
+    assertEquals("1", GitRepos.git(src, "rev-list", "--count", "HEAD"));
+    assertTrue(Files.readAllLines(src.resolve(".git/shallow")).contains(changed));
+    assertEquals(Optional.of(java.time.Instant.ofEpochSecond(Long.parseLong(GitRepos.git(
+        src, "log", "-1", "--format=%ct", changed)))), job.get(StageKeys.COMMIT_TIME));
+    assertStandalone(src);
+
+    // A force-push to an unrelated history is brought up the same way.
+    idle(stage);
+    Path other = Files.createTempDirectory(scratch, "rewrite-");
+    GitRepos.git(other, "init", "-q", "-b", "main");
+    Files.writeString(other.resolve("Dockerfile"), "FROM scratch\n");
+    Files.writeString(other.resolve("rewritten.txt"), "all new\n");
+    GitRepos.git(other, "add", "-A");
+    GitRepos.git(other, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
+        "-m", "rewritten");
+    GitRepos.git(other, "push", "-q", "--force", repos.path("changes.git").toString(), "main");
+    String rewritten = GitRepos.git(other, "rev-parse", "HEAD");
+    RecordingJobContext again = job(newWorkspace(), url, "main");
+    run(stage, again);
+    assertEquals(rewritten, sha(again));
+    assertTrue(logged(again, "brought the worker's ready checkout of " + changed), again.lines()::toString);
+    Path rewrittenSrc = again.workspace().resolve("src");
+    assertEquals(List.of(".git", "Dockerfile", "rewritten.txt"), tree(rewrittenSrc).keySet().stream()
+        .map(p -> p.split("/")[0]).distinct().sorted().toList());
+    assertFalse(Files.readAllLines(rewrittenSrc.resolve(".git/shallow")).contains(rewritten),
+        "a root commit is not shallow");
+    assertEquals("1", GitRepos.git(rewrittenSrc, "rev-list", "--count", "HEAD"));
+    assertStandalone(rewrittenSrc);
+  }
+
+  /** Every file under {@code dir} but {@code .git}'s own, with its content and whether it runs. */
+  private static java.util.SortedMap<String, String> tree(Path dir) throws IOException {
+    java.util.SortedMap<String, String> files = new java.util.TreeMap<>();
+    try (Stream<Path> walk = Files.walk(dir)) {
+      for (Path file : walk.filter(Files::isRegularFile).toList()) {
+        String name = dir.relativize(file).toString();
+        files.put(name.startsWith(".git/") ? ".git" : name, name.startsWith(".git/") ? ""
+            : Files.readString(file) + (Files.isExecutable(file) ? " (x)" : ""));
+      }
+    }
+    return files;
   }
 
   @Test

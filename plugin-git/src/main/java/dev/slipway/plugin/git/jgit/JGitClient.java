@@ -882,7 +882,10 @@ public final class JGitClient implements GitClient {
           mirror = openMirror(dir, true);
         }
         repack = MirrorObjects.packCount(mirror) > REPACK_PACKS;
-        CloneResult result = checkoutFromMirror(mirror, fresh, wanted, branch, source);
+        Optional<CloneResult> updated = fresh ? Optional.empty()
+            : fromOlderReady(mirror, key, wanted, branch, source);
+        CloneResult result = updated.isPresent() ? updated.get()
+            : checkoutFromMirror(mirror, fresh, wanted, branch, source);
         served = wanted.object();
         madeMirror = fresh;
         return result;
@@ -1129,6 +1132,112 @@ public final class JGitClient implements GitClient {
         limit.checkDisk();
         return new CloneResult(wanted.commit().name(), wanted.checkedOut(),
             commitTime(repository, wanted.commit()));
+      }
+    }
+
+    /**
+     * A ready checkout of an older commit of the same branch or ref, at depth 1, brought up to
+     * the wanted commit: the objects it lacks copied from the mirror, then only the files that
+     * differ written, as {@code git fetch} and {@code git checkout} would in a kept workspace. This
+     * is a changed-file job's clone: most of a checkout's time is writing the files, and here only
+     * the changed ones are written. Empty when there is none to take or it is not what its name
+     * says (then the checkout is made whole from the mirror). Only at depth 1, where what a clone
+     * holds is exactly the commit and its tree; the older commit's objects stay in it unreachable,
+     * as after a fetch, and the history is cut at the new commit.
+     */
+    private Optional<CloneResult> fromOlderReady(Repository mirror, String key, Wanted wanted,
+        String branch, Optional<String> source)
+        throws MirrorDamaged, CloneFailure, GitAPIException, IOException, ConfigInvalidException,
+            InterruptedException {
+      if (!readyCheckouts || spec.depth() != 1 || !spec.commitSha().isEmpty()
+          || source.isEmpty() || wanted.localRef() == null) {
+        return Optional.empty();
+      }
+      String shape = ReadyCheckouts.shape(branch, source.get(), spec.depth());
+      Optional<ReadyCheckouts.Ready> older = ReadyCheckouts.list(cache.readyDir(key)).stream()
+          .filter(r -> r.shape().equals(shape) && !r.commit().equals(wanted.object()))
+          .findFirst();
+      if (older.isEmpty() || older.get().bytes() > spec.maxCheckoutSize()) {
+        return Optional.empty();
+      }
+      long start = System.nanoTime();
+      Path target = spec.directory();
+      try {
+        if (Files.isDirectory(target)) {
+          Files.delete(target); // empty, as a clone's directory must be
+        }
+        Files.move(older.get().dir(), target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      } catch (java.nio.file.AtomicMoveNotSupportedException e) {
+        readyCheckouts = false;
+        listener.log("cache.dir is on another file system than the workspace, so ready"
+            + " checkouts cannot be moved into it; they are not made any more");
+        return Optional.empty();
+      } catch (IOException e) {
+        return Optional.empty(); // another job took it first
+      }
+      try (Repository repository = new FileRepositoryBuilder()
+          .setGitDir(target.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
+        ObjectId head = repository.resolve(Constants.HEAD + "^{commit}");
+        ObjectId named = repository.resolve(older.get().commit().name() + "^{commit}");
+        if (head == null || !head.equals(named)) {
+          emptyCheckout(); // not what its name says
+          return Optional.empty();
+        }
+        RevCommit from;
+        RevCommit to;
+        long bytes;
+        try {
+          bytes = MirrorObjects.copyMissing(mirror, repository, wanted.object(),
+              this::beforeCopy);
+          try (RevWalk walk = new RevWalk(repository)) {
+            from = walk.parseCommit(head);
+            to = walk.parseCommit(wanted.commit());
+          }
+        } catch (MirrorObjects.WorkspaceWriteException e) {
+          throw e;
+        } catch (IOException e) {
+          if (listener.isCancelled() || limit.exceeded()) {
+            throw e;
+          }
+          emptyCheckout();
+          return Optional.empty(); // the whole checkout from the mirror says what is wrong
+        }
+        limit.checkPlanned(filesSize(repository, to.getTree()), to.name());
+        checkCancelled();
+        writeCheckoutConfig(repository, spec.url(), branch, source);
+        setRef(repository, wanted.localRef(), wanted.object(), false);
+        if (!branch.isEmpty()) {
+          setRef(repository, Constants.R_HEADS + branch, wanted.commit(), false);
+        } else {
+          RefUpdate detached = repository.updateRef(Constants.HEAD, true);
+          detached.setNewObjectId(wanted.commit());
+          detached.forceUpdate();
+        }
+        // From the old commit's tree to the new one's: only what differs is written or removed.
+        DirCacheCheckout checkout;
+        try {
+          checkout = new DirCacheCheckout(repository, from.getTree(), repository.lockDirCache(),
+              to.getTree());
+          checkout.setFailOnConflict(true);
+          checkout.setProgressMonitor(monitor);
+          checkout.checkout();
+        } catch (IOException e) {
+          if (listener.isCancelled() || limit.exceeded()) {
+            throw e;
+          }
+          emptyCheckout();
+          return Optional.empty(); // the whole checkout from the mirror says what is wrong
+        }
+        listener.log("brought the worker's ready checkout of " + head.name() + " up to "
+            + to.name() + ": " + Sizes.format(bytes) + " of objects copied from the worker's"
+            + " mirror, " + (checkout.getUpdated().size() + checkout.getRemoved().size())
+            + " file(s) written or removed, in " + millis(start) + " ms");
+        if (spec.submodules()) {
+          cloneSubmodules(repository);
+        }
+        limit.checkDisk();
+        return Optional.of(new CloneResult(to.name(), wanted.checkedOut(),
+            commitTime(repository, to)));
       }
     }
 
