@@ -524,6 +524,7 @@ class GitMirrorCacheTest {
     Files.delete(work.resolve("dir/gone.txt"));
     Files.createDirectories(work.resolve("new/deep"));
     Files.writeString(work.resolve("new/deep/added.sh"), "#!/bin/sh\necho added\n");
+    Files.createSymbolicLink(work.resolve("link"), Path.of("keep.txt"));
     GitRepos.git(work, "add", "-A");
     GitRepos.git(work, "update-index", "--chmod=+x", "new/deep/added.sh");
     GitRepos.git(work, "commit", "-q", "-m", "one change");
@@ -536,7 +537,7 @@ class GitMirrorCacheTest {
     assertEquals(changed, sha(job));
     assertTrue(logged(job, "brought the worker's ready checkout of " + old + " up to " + changed),
         job.lines()::toString);
-    assertTrue(logged(job, " 3 file(s) written or removed"), job.lines()::toString);
+    assertTrue(logged(job, " 4 file(s) written or removed"), job.lines()::toString);
     Path src = job.workspace().resolve("src");
     Path fresh = Files.createTempDirectory(scratch, "fresh-");
     GitRepos.git(scratch, "clone", "-q", "--depth", "1", "--branch", "main",
@@ -551,6 +552,24 @@ class GitMirrorCacheTest {
     assertEquals(Optional.of(java.time.Instant.ofEpochSecond(Long.parseLong(GitRepos.git(
         src, "log", "-1", "--format=%ct", changed)))), job.get(StageKeys.COMMIT_TIME));
     assertStandalone(src);
+    assertEquals(Path.of("keep.txt"), Files.readSymbolicLink(src.resolve("link")));
+
+    // A folder that becomes a file and a file that becomes a folder.
+    idle(stage);
+    GitRepos.git(work, "rm", "-q", "-r", "dir", "keep.txt");
+    Files.writeString(work.resolve("dir"), "a file now\n");
+    Files.createDirectories(work.resolve("keep.txt"));
+    Files.writeString(work.resolve("keep.txt/inner"), "a folder now\n");
+    GitRepos.git(work, "add", "-A");
+    GitRepos.git(work, "commit", "-q", "-m", "swap");
+    GitRepos.git(work, "push", "-q", "origin", "main");
+    String swapped = GitRepos.git(work, "rev-parse", "HEAD");
+    RecordingJobContext swap = job(newWorkspace(), url, "main");
+    run(stage, swap);
+    assertEquals(swapped, sha(swap));
+    assertTrue(logged(swap, "brought the worker's ready checkout of " + changed), swap.lines()::toString);
+    assertEquals(tree(freshClone("changes.git")), tree(swap.workspace().resolve("src")));
+    assertStandalone(swap.workspace().resolve("src"));
 
     // A force-push to an unrelated history is brought up the same way.
     idle(stage);
@@ -566,14 +585,37 @@ class GitMirrorCacheTest {
     RecordingJobContext again = job(newWorkspace(), url, "main");
     run(stage, again);
     assertEquals(rewritten, sha(again));
-    assertTrue(logged(again, "brought the worker's ready checkout of " + changed), again.lines()::toString);
+    assertTrue(logged(again, "brought the worker's ready checkout of " + swapped), again.lines()::toString);
     Path rewrittenSrc = again.workspace().resolve("src");
-    assertEquals(List.of(".git", "Dockerfile", "rewritten.txt"), tree(rewrittenSrc).keySet().stream()
-        .map(p -> p.split("/")[0]).distinct().sorted().toList());
+    assertEquals(tree(freshClone("changes.git")), tree(rewrittenSrc));
     assertFalse(Files.readAllLines(rewrittenSrc.resolve(".git/shallow")).contains(rewritten),
         "a root commit is not shallow");
     assertEquals("1", GitRepos.git(rewrittenSrc, "rev-list", "--count", "HEAD"));
     assertStandalone(rewrittenSrc);
+
+    // Attributes (here: CRLF line ends) are applied as git applies them, by a whole checkout.
+    idle(stage);
+    Files.writeString(other.resolve(".gitattributes"), "*.txt text eol=crlf\n");
+    Files.writeString(other.resolve("crlf.txt"), "line one\nline two\n");
+    GitRepos.git(other, "add", "-A");
+    GitRepos.git(other, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
+        "-m", "attributes");
+    GitRepos.git(other, "push", "-q", repos.path("changes.git").toString(), "main");
+    RecordingJobContext crlf = job(newWorkspace(), url, "main");
+    run(stage, crlf);
+    assertEquals(GitRepos.git(other, "rev-parse", "HEAD"), sha(crlf));
+    assertFalse(logged(crlf, "brought the worker's ready checkout"), crlf.lines()::toString);
+    assertEquals("line one\r\nline two\r\n", Files.readString(crlf.workspace().resolve("src/crlf.txt")));
+    assertEquals(tree(freshClone("changes.git")), tree(crlf.workspace().resolve("src")));
+    assertStandalone(crlf.workspace().resolve("src"));
+  }
+
+  /** {@code git clone --depth 1} of the repository's default branch, as git itself makes it. */
+  private static Path freshClone(String repository) throws IOException {
+    Path fresh = Files.createTempDirectory(scratch, "fresh-").resolve("src");
+    GitRepos.git(scratch, "clone", "-q", "--depth", "1", repos.path(repository).toUri().toString(),
+        fresh.toString());
+    return fresh;
   }
 
   /** Every file under {@code dir} but {@code .git}'s own, with its content and whether it runs. */

@@ -1213,25 +1213,24 @@ public final class JGitClient implements GitClient {
           detached.setNewObjectId(wanted.commit());
           detached.forceUpdate();
         }
-        // From the old commit's tree to the new one's: only what differs is written or removed.
-        DirCacheCheckout checkout;
+        java.util.OptionalInt files;
         try {
-          checkout = new DirCacheCheckout(repository, from.getTree(), repository.lockDirCache(),
-              to.getTree());
-          checkout.setFailOnConflict(true);
-          checkout.setProgressMonitor(monitor);
-          checkout.checkout();
+          files = TreeUpdate.apply(repository, from.getTree(), to.getTree());
         } catch (IOException e) {
           if (listener.isCancelled() || limit.exceeded()) {
             throw e;
           }
+          files = java.util.OptionalInt.empty();
+        }
+        if (files.isEmpty()) {
+          // Attributes or submodules (or a failure): the whole checkout from the mirror.
           emptyCheckout();
-          return Optional.empty(); // the whole checkout from the mirror says what is wrong
+          return Optional.empty();
         }
         listener.log("brought the worker's ready checkout of " + head.name() + " up to "
             + to.name() + ": " + Sizes.format(bytes) + " of objects copied from the worker's"
-            + " mirror, " + (checkout.getUpdated().size() + checkout.getRemoved().size())
-            + " file(s) written or removed, in " + millis(start) + " ms");
+            + " mirror, " + files.getAsInt() + " file(s) written or removed, in " + millis(start)
+            + " ms");
         if (spec.submodules()) {
           cloneSubmodules(repository);
         }
