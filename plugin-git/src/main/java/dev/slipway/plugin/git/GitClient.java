@@ -48,7 +48,8 @@ public interface GitClient {
 
   /**
    * Waits until the work the client does between jobs (repacks, ready checkouts) that was queued
-   * so far is done; for benchmarks and tests, which measure the next job.
+   * so far is done, the ready checkouts still waiting for their job's end included (they start
+   * now); for benchmarks and tests, which measure the next job.
    */
   default void awaitMaintenance() throws InterruptedException {}
 

@@ -631,6 +631,28 @@ class GitMirrorCacheTest {
     return files;
   }
 
+  /** The ready checkout is made after the job, not while its build and push run. */
+  @Test
+  void theReadyCheckoutIsMadeOnceTheJobIsOver() throws Exception {
+    Stage stage = readyStage("");
+    String url = front.url("app.git");
+    run(stage, job(newWorkspace(), url, "feature"));
+    idle(stage);
+    RecordingJobContext second = job(newWorkspace(), url, "feature");
+    run(stage, second);
+    Thread.sleep(500); // a background thread that had started would have made it by now
+    assertEquals(List.of(), ready(), "made while the job ran");
+
+    stage.cleanup(second);
+
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(20);
+    while (ready().isEmpty() && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertEquals(1, ready().size(), ready()::toString);
+    assertFalse(Files.exists(second.workspace().resolve("src")), "the checkout left the workspace");
+  }
+
   @Test
   void aReadyCheckoutThatIsNotWhatItsNameSaysIsNotServed() throws Exception {
     Stage stage = readyStage("");

@@ -179,8 +179,39 @@ public final class JGitClient implements GitClient {
     }
   }
 
+  /**
+   * The ready checkouts to make once their job is over, by the job's checkout: made while the
+   * job's build and push run, they took the cores and the disk from them (a small build's stage
+   * took 0.45 to 0.65 s instead of about 0.2 s).
+   */
+  private final Map<Path, Prepare> afterJob = new ConcurrentHashMap<>();
+
+  /** Most checkouts waiting for their job's end; past it (a stage without cleanups) all start. */
+  private static final int MAX_WAITING = 8;
+
+  private void prepareAfterJob(Path checkout, Prepare p) {
+    afterJob.put(checkout.toAbsolutePath().normalize(), p);
+    if (afterJob.size() > MAX_WAITING) {
+      startWaiting();
+    }
+  }
+
+  /** Starts every ready checkout still waiting for its job's end. */
+  private void startWaiting() {
+    for (Path checkout : List.copyOf(afterJob.keySet())) {
+      Prepare p = afterJob.remove(checkout);
+      if (p != null) {
+        prepareLater(p);
+      }
+    }
+  }
+
   @Override
   public void discardCheckout(Path checkout) {
+    Prepare next = afterJob.remove(checkout.toAbsolutePath().normalize());
+    if (next != null) {
+      prepareLater(next); // queued before the deletion below: the next job may want it
+    }
     if (cache == null || !Files.isDirectory(checkout)) {
       return;
     }
@@ -204,6 +235,7 @@ public final class JGitClient implements GitClient {
 
   @Override
   public void awaitMaintenance() throws InterruptedException {
+    startWaiting();
     if (maintenance != null) {
       try {
         maintenance.submit(() -> {}).get();
@@ -723,8 +755,8 @@ public final class JGitClient implements GitClient {
       // rounds, a one-off job), and the checkout made for nobody would only compete with what
       // runs next. From the second clone on, a third is likely.
       if (result.isPresent() && served != null && !madeMirror && spec.commitSha().isEmpty()) {
-        prepareLater(new Prepare(key, spec.url(), branch, source.orElseThrow(), spec.depth(),
-            served, spec.maxCheckoutSize()));
+        prepareAfterJob(spec.directory(), new Prepare(key, spec.url(), branch,
+            source.orElseThrow(), spec.depth(), served, spec.maxCheckoutSize()));
       }
       return result;
     }
