@@ -20,6 +20,7 @@
 #                     switch a cache on or off for a before/after comparison
 #   --summary FILE    also write the machine-readable summary there
 #   --keep            keep the work folder (logs, request files) instead of removing it
+#   (WARMUP=N)        untimed warm-up jobs per worker before the figures (default 3; see below)
 #
 # Needs root (scripts/test-services.sh installs and starts the Docker engine and the registry),
 # python3, git and curl; builds nothing (run `mvn -B -ntp install -DskipTests` first).
@@ -73,6 +74,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 ROUNDS=${ROUNDS:-5}
+WARMUP=${WARMUP:-3}
 PINGS=${PINGS:-200}
 REPO_SRC=""
 ONLY="clone,cold,repeat,ping,startup"
@@ -109,6 +111,7 @@ while (($# > 0)); do
   *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a whole number, not '$WARMUP'"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds (or ROUNDS) must be a positive whole number, not '$ROUNDS'"
 [[ $PINGS =~ ^[1-9][0-9]*$ ]] || die "--pings (or PINGS) must be a positive whole number, not '$PINGS'"
 [[ $SEED =~ ^[0-9]+$ ]] || die "--seed must be a whole number, not '$SEED'"
@@ -477,7 +480,7 @@ WORKLOADS=(small heavy)
 dockerfile_of() { printf '.bench/Dockerfile.%s' "$1"; }
 
 if wants clone || wants cold || wants repeat || wants ping; then
-  say "Workers from $IMAGE_DIR: [git, buildkit, docker-push] and [git], and one warm-up job each"
+  say "Workers from $IMAGE_DIR: [git, buildkit, docker-push] and [git], and $WARMUP warm-up jobs each"
   start_worker full full
   FULL_PORT=$WORKER_PORT
   FULL_PID=$WORKER_PID
@@ -486,9 +489,13 @@ if wants clone || wants cold || wants repeat || wants ping; then
   CLONE_PID=$WORKER_PID
   note "full worker 127.0.0.1:$FULL_PORT, clone worker 127.0.0.1:$CLONE_PORT"
   # A worker that runs for days has its classes loaded and compiled; so do the raw tools' binaries
-  # sit in the page cache. One untimed job of each kind, on URLs and images no figure uses.
-  worker_job "$FULL_PORT" "$(fresh_url warm-w)" slipway-bench "$(dockerfile_of small)" "bench/$RUNID-warm-w:1"
-  worker_job "$CLONE_PORT" "$(fresh_url warm-c)" slipway-bench "" "bench/$RUNID-clone:1"
+  # sit in the page cache. Untimed jobs of each kind, on URLs and images no figure uses: a few for
+  # the worker, whose clone and checkout code the JIT compiles only after it has run a little (a
+  # checkout of this tree takes about 1 s in a new JVM, about 0.3 s compiled), one for the raw side.
+  for i in $(seq "$WARMUP"); do
+    worker_job "$FULL_PORT" "$(fresh_url "warm-w-$i")" slipway-bench "$(dockerfile_of small)" "bench/$RUNID-warm-w:$i"
+    worker_job "$CLONE_PORT" "$(fresh_url "warm-c-$i")" slipway-bench "" "bench/$RUNID-clone:1"
+  done
   raw_job "$(fresh_url warm-r)" slipway-bench "$(dockerfile_of small)" "$REG/bench/$RUNID-warm-r:1"
 fi
 
@@ -664,7 +671,7 @@ SUMMARY="$WORK/summary"
   echo "meta slipway=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown) image=$IMAGE_DIR"
   echo "meta java=$(sed -n 's/^JAVA_VERSION="\(.*\)"/\1/p' "$IMAGE_DIR/release" 2>/dev/null || echo unknown) docker=$("$DOCKER" version --format '{{.Server.Version}}' 2>/dev/null) git=$(git --version | awk '{print $3}') curl=$(curl --version | awk 'NR==1 {print $2}')"
   echo "meta repo=$REPO_DESC commits=$REPO_COMMITS objects_mib=$REPO_PACK_MIB tip_mib=$REPO_TIP_MIB"
-  echo "meta rounds=$ROUNDS pings=$PINGS worker_conf=${WORKER_CONF_EXTRA:-none}"
+  echo "meta rounds=$ROUNDS warmup=$WARMUP pings=$PINGS worker_conf=${WORKER_CONF_EXTRA:-none}"
   while read -r fig; do
     read -r wm wmin wmax < <(stats "$WORK/fig/$fig.w" %.3f)
     read -r rm rmin rmax < <(stats "$WORK/fig/$fig.r" %.3f)
