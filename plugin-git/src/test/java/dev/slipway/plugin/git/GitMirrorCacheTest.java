@@ -473,7 +473,7 @@ class GitMirrorCacheTest {
     assertTrue(logged(fourth, "brought the worker's ready checkout of " + tip + " up to " + moved),
         fourth.lines()::toString);
     assertEquals("moved\n", Files.readString(fourth.workspace().resolve("src/ready.txt")));
-    assertTrue(Files.readAllLines(fourth.workspace().resolve("src/.git/shallow")).contains(moved));
+    assertEquals(List.of(moved), Files.readAllLines(fourth.workspace().resolve("src/.git/shallow")));
     assertEquals("1", GitRepos.git(fourth.workspace().resolve("src"), "rev-list", "--count", "HEAD"));
     assertStandalone(fourth.workspace().resolve("src"));
     idle(stage);
@@ -517,6 +517,7 @@ class GitMirrorCacheTest {
     idle(stage);
     assertEquals(1, ready().size(), ready()::toString);
     String old = repos.revParse("changes.git", "refs/heads/main");
+    String goneBlob = GitRepos.git(repos.path("changes.git"), "rev-parse", old + ":dir/gone.txt");
     // One commit that edits, removes, adds and makes a file executable.
     Path work = Files.createTempDirectory(scratch, "change-");
     GitRepos.git(scratch, "clone", "-q", repos.path("changes.git").toString(), work.toString());
@@ -548,7 +549,12 @@ class GitMirrorCacheTest {
     assertEquals("main", GitRepos.git(src, "rev-parse", "--abbrev-ref", "HEAD"));
     assertEquals(changed, GitRepos.git(src, "rev-parse", "origin/main"));
     assertEquals("1", GitRepos.git(src, "rev-list", "--count", "HEAD"));
-    assertTrue(Files.readAllLines(src.resolve(".git/shallow")).contains(changed));
+    assertEquals(List.of(changed), Files.readAllLines(src.resolve(".git/shallow")));
+    // Nothing of the old commit stays in .git: a file the new commit deleted (a secret, say) is
+    // gone from the workspace as from a new clone.
+    assertThrows(IOException.class, () -> GitRepos.git(src, "cat-file", "-e", goneBlob));
+    assertThrows(IOException.class, () -> GitRepos.git(src, "cat-file", "-e", old));
+    assertEquals("", GitRepos.git(src, "fsck", "--unreachable", "--no-progress"));
     assertEquals(Optional.of(java.time.Instant.ofEpochSecond(Long.parseLong(GitRepos.git(
         src, "log", "-1", "--format=%ct", changed)))), job.get(StageKeys.COMMIT_TIME));
     assertStandalone(src);
@@ -588,8 +594,6 @@ class GitMirrorCacheTest {
     assertTrue(logged(again, "brought the worker's ready checkout of " + swapped), again.lines()::toString);
     Path rewrittenSrc = again.workspace().resolve("src");
     assertEquals(tree(freshClone("changes.git")), tree(rewrittenSrc));
-    assertFalse(Files.readAllLines(rewrittenSrc.resolve(".git/shallow")).contains(rewritten),
-        "a root commit is not shallow");
     assertEquals("1", GitRepos.git(rewrittenSrc, "rev-list", "--count", "HEAD"));
     assertStandalone(rewrittenSrc);
 
@@ -608,6 +612,94 @@ class GitMirrorCacheTest {
     assertEquals("line one\r\nline two\r\n", Files.readString(crlf.workspace().resolve("src/crlf.txt")));
     assertEquals(tree(freshClone("changes.git")), tree(crlf.workspace().resolve("src")));
     assertStandalone(crlf.workspace().resolve("src"));
+  }
+
+  /**
+   * The size limit counts what the workspace holds as the whole checkout would: the files already
+   * there are not counted twice. Files of 600 KiB in a pack of about as much, against a limit of
+   * 1600 KiB, pass the whole checkout (pack and files, 1.2 MiB) and must pass this one too.
+   */
+  @Test
+  void theSizeLimitCountsABroughtUpCheckoutAsAWholeOne() throws Exception {
+    repos.repository("limit.git").file("Dockerfile", "FROM scratch\n")
+        .randomFiles(1, 600 * 1024, 7).file("small.txt", "1\n").commit("noise").build();
+    Stage stage = readyStage("max-checkout-size = 1600KiB");
+    String url = front.url("limit.git");
+    run(stage, job(newWorkspace(), url, "main"));
+    run(stage, job(newWorkspace(), url, "main"));
+    idle(stage);
+    assertEquals(1, ready().size(), ready()::toString);
+    String changed = push("limit.git", "main", "small.txt", "2\n");
+
+    RecordingJobContext job = job(newWorkspace(), url, "main");
+    run(stage, job);
+
+    assertEquals(changed, sha(job));
+    assertTrue(logged(job, "brought the worker's ready checkout"), job.lines()::toString);
+    assertStandalone(job.workspace().resolve("src"));
+  }
+
+  /**
+   * A new commit whose tree git would refuse to check out (here a name that is a link and a
+   * folder at once, written with git's plumbing) is not applied path by path: the whole
+   * checkout refuses it, and nothing lands outside the work tree.
+   */
+  @Test
+  void aTreeGitWouldRefuseIsNotAppliedPathByPath() throws Exception {
+    repos.repository("hostile.git").file("Dockerfile", "FROM scratch\n").file("a.txt", "a\n")
+        .commit("initial").build();
+    Stage stage = readyStage("");
+    String url = front.url("hostile.git");
+    run(stage, job(newWorkspace(), url, "main"));
+    run(stage, job(newWorkspace(), url, "main"));
+    idle(stage);
+    assertEquals(1, ready().size(), ready()::toString);
+    Path bare = repos.path("hostile.git");
+    String outside = Files.createTempDirectory(scratch, "outside-").toString();
+    String link = writeBlob(bare, outside); // a symbolic link's blob is its target
+    String inner = writeBlob(bare, "pwned\n");
+    String subtree = mktree(bare, "100644 blob " + inner + "\tx\n");
+    String dockerfile = GitRepos.git(bare, "rev-parse", "main:Dockerfile");
+    String tree = mktree(bare, "100644 blob " + dockerfile + "\tDockerfile\n"
+        + "120000 blob " + link + "\td\n" + "040000 tree " + subtree + "\td\n");
+    String commit = GitRepos.git(bare, "commit-tree", tree, "-p", "main", "-m", "hostile");
+    GitRepos.git(bare, "update-ref", "refs/heads/main", commit);
+
+    RecordingJobContext job = job(newWorkspace(), url, "main");
+    try {
+      run(stage, job);
+    } catch (Exception e) {
+      // Refused by the whole checkout: what matters is below.
+    }
+
+    assertFalse(logged(job, "brought the worker's ready checkout"), job.lines()::toString);
+    try (Stream<Path> files = Files.list(Path.of(outside))) {
+      assertEquals(List.of(), files.toList(), "written outside the work tree");
+    }
+  }
+
+  private static String writeBlob(Path bare, String content) throws IOException {
+    Path file = Files.createTempFile(scratch, "blob-", ".txt");
+    Files.writeString(file, content);
+    return GitRepos.git(bare, "hash-object", "-w", file.toString());
+  }
+
+  /** A tree object from {@code git mktree}'s listing, written as it is (no checks of names). */
+  private static String mktree(Path bare, String listing) throws IOException {
+    Path file = Files.createTempFile(scratch, "tree-", ".txt");
+    Files.writeString(file, listing);
+    ProcessBuilder pb = new ProcessBuilder("git", "mktree", "--missing").directory(bare.toFile())
+        .redirectInput(file.toFile()).redirectErrorStream(true);
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes()).strip();
+    try {
+      if (p.waitFor() != 0) {
+        throw new IOException("git mktree: " + out);
+      }
+    } catch (InterruptedException e) {
+      throw new IOException(e);
+    }
+    return out;
   }
 
   /** {@code git clone --depth 1} of the repository's default branch, as git itself makes it. */

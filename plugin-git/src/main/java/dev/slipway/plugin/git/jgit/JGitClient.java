@@ -113,7 +113,9 @@ public final class JGitClient implements GitClient {
    * that holds a checkout's packs. With JGit's defaults (8 KiB windows, 10 MiB in all, 10 MiB of
    * delta bases) a checkout of the benchmark's 14.5 MiB pack read its windows again and again:
    * 630 to 650 ms on each of three runs in one JVM, against 270 to 610 ms with these (the first
-   * run in a new JVM being the slowest). At most 48 MiB of heap while a checkout reads them.
+   * run in a new JVM being the slowest). Heap: up to 32 MiB of windows for the process, and up to
+   * 16 MiB of delta bases per open object reader (one per running clone or background task);
+   * both are held through soft references, which the collector clears under pressure.
    */
   private static void configureJGit() {
     IsolatedSystemReader.install();
@@ -1191,13 +1193,15 @@ public final class JGitClient implements GitClient {
 
     /**
      * A ready checkout of an older commit of the same branch or ref, at depth 1, brought up to
-     * the wanted commit: the objects it lacks copied from the mirror, then only the files that
-     * differ written, as {@code git fetch} and {@code git checkout} would in a kept workspace. This
-     * is a changed-file job's clone: most of a checkout's time is writing the files, and here only
-     * the changed ones are written. Empty when there is none to take or it is not what its name
-     * says (then the checkout is made whole from the mirror). Only at depth 1, where what a clone
-     * holds is exactly the commit and its tree; the older commit's objects stay in it unreachable,
-     * as after a fetch, and the history is cut at the new commit.
+     * the wanted commit, as {@code git fetch} and {@code git checkout} would in a kept workspace:
+     * its objects written afresh from the mirror (exactly a depth-1 clone's, so nothing of the old
+     * commit stays in {@code .git}: a file deleted by the new commit is gone from the workspace
+     * as it would be from a new clone), and of its files only the paths that differ
+     * ({@link TreeUpdate}). This is a changed-file job's clone: most of a checkout's time is
+     * writing the files. Empty, with nothing taken, when there is none, when the trees have
+     * attributes or submodules, or when the old commit is gone from the mirror; empty after
+     * taking it when it is not what its name says or the update fails: the whole checkout from
+     * the mirror follows, on a limit counted afresh.
      */
     private Optional<CloneResult> fromOlderReady(Repository mirror, String key, Wanted wanted,
         String branch, Optional<String> source)
@@ -1215,6 +1219,20 @@ public final class JGitClient implements GitClient {
         return Optional.empty();
       }
       long start = System.nanoTime();
+      RevCommit from;
+      RevCommit to;
+      Optional<TreeUpdate.Plan> plan;
+      try (RevWalk walk = new RevWalk(mirror)) {
+        from = walk.parseCommit(older.get().commit());
+        to = walk.parseCommit(wanted.commit());
+        // Decided on the mirror, before anything is taken: it holds both trees.
+        plan = TreeUpdate.plan(mirror, from.getTree(), to.getTree());
+      } catch (IOException e) {
+        return Optional.empty(); // the old commit is gone from the mirror (a force-push, a repack)
+      }
+      if (plan.isEmpty()) {
+        return Optional.empty();
+      }
       Path target = spec.directory();
       try {
         if (Files.isDirectory(target)) {
@@ -1229,34 +1247,33 @@ public final class JGitClient implements GitClient {
       } catch (IOException e) {
         return Optional.empty(); // another job took it first
       }
-      try (Repository repository = new FileRepositoryBuilder()
-          .setGitDir(target.resolve(Constants.DOT_GIT).toFile()).setMustExist(true).build()) {
-        ObjectId head = repository.resolve(Constants.HEAD + "^{commit}");
-        ObjectId named = repository.resolve(older.get().commit().name() + "^{commit}");
-        if (head == null || !head.equals(named)) {
-          emptyCheckout(); // not what its name says
-          return Optional.empty();
-        }
-        RevCommit from;
-        RevCommit to;
-        long bytes;
-        try {
-          bytes = MirrorObjects.copyMissing(mirror, repository, wanted.object(),
-              this::beforeCopy);
-          try (RevWalk walk = new RevWalk(repository)) {
-            from = walk.parseCommit(head);
-            to = walk.parseCommit(wanted.commit());
+      Path gitDir = target.resolve(Constants.DOT_GIT);
+      long bytes;
+      try {
+        try (Repository old = new FileRepositoryBuilder().setGitDir(gitDir.toFile())
+            .setMustExist(true).build()) {
+          ObjectId head = old.resolve(Constants.HEAD + "^{commit}");
+          if (head == null || !head.equals(from)) {
+            return giveUp(); // not what its name says
           }
-        } catch (MirrorObjects.WorkspaceWriteException e) {
+        }
+        MirrorObjects.removeObjects(gitDir);
+        bytes = MirrorObjects.writePack(mirror, wanted.object(), 1, gitDir,
+            MirrorObjects.stopping(monitor, this::mustStop), this::beforeCopy);
+      } catch (MirrorObjects.Stopped e) {
+        checkCancelled();
+        throw limit.failure(e);
+      } catch (IOException e) {
+        if (listener.isCancelled() || limit.exceeded()) {
           throw e;
-        } catch (IOException e) {
-          if (listener.isCancelled() || limit.exceeded()) {
-            throw e;
-          }
-          emptyCheckout();
-          return Optional.empty(); // the whole checkout from the mirror says what is wrong
         }
-        limit.checkPlanned(filesSize(repository, to.getTree()), to.name());
+        return giveUp();
+      }
+      try (Repository repository = new FileRepositoryBuilder().setGitDir(gitDir.toFile())
+          .setMustExist(true).build()) {
+        // The files it writes on top of what is there; the old versions of those paths are
+        // counted too, so this errs on the side of the limit.
+        limit.checkPlanned(plan.get().bytes(), to.name());
         checkCancelled();
         writeCheckoutConfig(repository, spec.url(), branch, source);
         setRef(repository, wanted.localRef(), wanted.object(), false);
@@ -1267,31 +1284,32 @@ public final class JGitClient implements GitClient {
           detached.setNewObjectId(wanted.commit());
           detached.forceUpdate();
         }
-        java.util.OptionalInt files;
+        // The ref updates logged the old commit, which is gone: no reflog names it.
+        MirrorCache.deleteTree(gitDir.resolve(Constants.LOGS));
         try {
-          files = TreeUpdate.apply(repository, from.getTree(), to.getTree());
-        } catch (IOException e) {
+          TreeUpdate.apply(repository, plan.get(), this::mustStop);
+        } catch (IOException | RuntimeException e) {
           if (listener.isCancelled() || limit.exceeded()) {
-            throw e;
+            checkCancelled();
+            throw limit.failure(e);
           }
-          files = java.util.OptionalInt.empty();
+          return giveUp();
         }
-        if (files.isEmpty()) {
-          // Attributes or submodules (or a failure): the whole checkout from the mirror.
-          emptyCheckout();
-          return Optional.empty();
-        }
-        listener.log("brought the worker's ready checkout of " + head.name() + " up to "
-            + to.name() + ": " + Sizes.format(bytes) + " of objects copied from the worker's"
-            + " mirror, " + files.getAsInt() + " file(s) written or removed, in " + millis(start)
-            + " ms");
-        if (spec.submodules()) {
-          cloneSubmodules(repository);
-        }
+        listener.log("brought the worker's ready checkout of " + from.name() + " up to "
+            + to.name() + ": " + Sizes.format(bytes) + " of objects written from the worker's"
+            + " mirror, " + plan.get().paths() + " file(s) written or removed, in "
+            + millis(start) + " ms");
         limit.checkDisk();
         return Optional.of(new CloneResult(to.name(), wanted.checkedOut(),
             commitTime(repository, to)));
       }
+    }
+
+    /** Empties the checkout for the whole one from the mirror, whose limit starts afresh. */
+    private Optional<CloneResult> giveUp() throws IOException {
+      emptyCheckout();
+      limit.restart();
+      return Optional.empty();
     }
 
     private void beforeCopy(long bytes) throws IOException {

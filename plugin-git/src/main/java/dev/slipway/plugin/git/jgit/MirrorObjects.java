@@ -3,7 +3,6 @@ package dev.slipway.plugin.git.jgit;
 import java.io.BufferedOutputStream;
 import java.io.FilterOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -22,10 +21,7 @@ import java.util.regex.Pattern;
 import org.eclipse.jgit.internal.storage.pack.PackWriter;
 import org.eclipse.jgit.lib.AnyObjectId;
 import org.eclipse.jgit.lib.Constants;
-import org.eclipse.jgit.lib.FileMode;
 import org.eclipse.jgit.lib.ObjectId;
-import org.eclipse.jgit.lib.ObjectInserter;
-import org.eclipse.jgit.lib.ObjectLoader;
 import org.eclipse.jgit.lib.ObjectReader;
 import org.eclipse.jgit.lib.ProgressMonitor;
 import org.eclipse.jgit.lib.Repository;
@@ -33,9 +29,7 @@ import org.eclipse.jgit.revwalk.DepthWalk;
 import org.eclipse.jgit.revwalk.RevCommit;
 import org.eclipse.jgit.revwalk.RevObject;
 import org.eclipse.jgit.revwalk.RevTag;
-import org.eclipse.jgit.revwalk.RevWalk;
 import org.eclipse.jgit.storage.pack.PackConfig;
-import org.eclipse.jgit.treewalk.CanonicalTreeParser;
 
 /**
  * What a checkout takes from a mirror, done locally: whether the mirror holds a commit with
@@ -193,101 +187,26 @@ final class MirrorObjects {
   }
 
   /**
-   * Copies into {@code checkout} (a depth-1 checkout of an older commit) what a depth-1 clone of
-   * {@code want} holds and it lacks: the tags down to the commit, the commit, and the trees and
-   * blobs of its tree that are not there, each as a loose object; then cuts the history at the
-   * commit, as well as where it was cut before. A tree the checkout has comes with everything under it (a clone holds whole trees),
-   * so a change of one file copies that file's blob and the trees on its path.
+   * Removes every object of a checkout's {@code .git} (packs and loose objects), its shallow
+   * file and its reflogs, which name the old commits: {@link #writePack} then gives it exactly a
+   * new clone's objects.
    *
-   * @return the bytes copied (uncompressed)
-   * @throws WorkspaceWriteException when writing into the checkout failed
-   * @throws IOException when the mirror could not be read
+   * @throws WorkspaceWriteException when they cannot be removed
    */
-  static long copyMissing(Repository mirror, Repository checkout, ObjectId want,
-      WriteCheck check) throws IOException {
-    long bytes = 0;
-    RevCommit commit;
-    boolean parents;
-    try (ObjectReader from = mirror.newObjectReader();
-        ObjectReader have = checkout.newObjectReader();
-        ObjectInserter into = checkout.newObjectInserter();
-        RevWalk walk = new RevWalk(from)) {
-      RevObject object = walk.parseAny(want);
-      List<RevObject> tags = new ArrayList<>();
-      while (object instanceof RevTag tag) {
-        tags.add(tag);
-        object = walk.parseAny(tag.getObject());
+  static void removeObjects(Path gitDir) throws WorkspaceWriteException {
+    Path objects = gitDir.resolve("objects");
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(objects)) {
+      for (Path entry : entries) {
+        String name = entry.getFileName().toString();
+        if (name.equals("pack") || name.matches("[0-9a-f]{2}")) {
+          MirrorCache.deleteTree(entry);
+        }
       }
-      if (!(object instanceof RevCommit found)) {
-        throw new IOException(want.name() + " names no commit");
-      }
-      commit = found;
-      // From the commit's text: a walk of a shallow mirror shows its cut commits parentless.
-      parents = hasParents(from, commit);
-      bytes += copyTree(from, have, into, commit.getTree(), check);
-      bytes += copy(from, have, into, commit, Constants.OBJ_COMMIT, check);
-      for (RevObject tag : tags) {
-        bytes += copy(from, have, into, tag, Constants.OBJ_TAG, check);
-      }
-      try {
-        into.flush();
-      } catch (IOException e) {
-        throw new WorkspaceWriteException(e);
-      }
-    }
-    try {
-      // The older commits stay cut where they were (their reflog entries still name them).
-      Set<ObjectId> shallow = new TreeSet<>(checkout.getObjectDatabase().getShallowCommits());
-      if (parents) {
-        shallow.add(commit.copy());
-      }
-      writeShallow(checkout.getDirectory().toPath(), shallow);
+      Files.deleteIfExists(gitDir.resolve(Constants.SHALLOW));
+      MirrorCache.deleteTree(gitDir.resolve(Constants.LOGS));
     } catch (IOException e) {
       throw new WorkspaceWriteException(e);
     }
-    return bytes;
-  }
-
-  private static long copyTree(ObjectReader from, ObjectReader have, ObjectInserter into,
-      ObjectId tree, WriteCheck check) throws IOException {
-    if (have.has(tree)) {
-      return 0;
-    }
-    long bytes = 0;
-    CanonicalTreeParser entries = new CanonicalTreeParser(null, from, tree);
-    for (; !entries.eof(); entries.next()) {
-      FileMode mode = entries.getEntryFileMode();
-      ObjectId id = entries.getEntryObjectId();
-      if (FileMode.TREE.equals(mode)) {
-        bytes += copyTree(from, have, into, id, check);
-      } else if (!FileMode.GITLINK.equals(mode)) { // a submodule's commit is not in this repository
-        bytes += copy(from, have, into, id, Constants.OBJ_BLOB, check);
-      }
-    }
-    // The tree after what is under it: a tree in the checkout always has all of that.
-    return bytes + copy(from, have, into, tree, Constants.OBJ_TREE, check);
-  }
-
-  private static long copy(ObjectReader from, ObjectReader have, ObjectInserter into,
-      AnyObjectId id, int type, WriteCheck check) throws IOException {
-    if (have.has(id)) {
-      return 0;
-    }
-    ObjectLoader loader = from.open(id, type);
-    long size = loader.getSize();
-    check.writing(size);
-    try (InputStream in = loader.openStream()) {
-      ObjectId written;
-      try {
-        written = into.insert(type, size, in);
-      } catch (IOException e) {
-        throw new WorkspaceWriteException(e);
-      }
-      if (!written.equals(id)) {
-        throw new IOException("the mirror's object " + id.name() + " reads as " + written.name());
-      }
-    }
-    return size;
   }
 
   /**

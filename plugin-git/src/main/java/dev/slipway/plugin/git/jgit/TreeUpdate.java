@@ -1,6 +1,7 @@
 package dev.slipway.plugin.git.jgit;
 
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -9,18 +10,20 @@ import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.OptionalInt;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
 import org.eclipse.jgit.dircache.Checkout;
 import org.eclipse.jgit.dircache.DirCache;
+import org.eclipse.jgit.dircache.DirCacheBuilder;
 import org.eclipse.jgit.dircache.DirCacheCheckout.CheckoutMetadata;
 import org.eclipse.jgit.dircache.DirCacheEditor;
 import org.eclipse.jgit.dircache.DirCacheEntry;
 import org.eclipse.jgit.lib.Constants;
 import org.eclipse.jgit.lib.CoreConfig.EolStreamType;
 import org.eclipse.jgit.lib.FileMode;
+import org.eclipse.jgit.lib.ObjectId;
 import org.eclipse.jgit.lib.ObjectReader;
 import org.eclipse.jgit.lib.Repository;
-import org.eclipse.jgit.revwalk.RevTree;
 import org.eclipse.jgit.treewalk.TreeWalk;
 import org.eclipse.jgit.treewalk.filter.TreeFilter;
 
@@ -34,54 +37,74 @@ import org.eclipse.jgit.treewalk.filter.TreeFilter;
  * first ({@link #trustUnchanged}).
  *
  * <p>Only for plain files and symbolic links, without attributes: with a {@code .gitattributes}
- * (end-of-line conversion, filters) in either tree, or a submodule, the caller makes the whole
- * checkout instead (JGit's {@code DirCacheCheckout} from one tree to the other applied the old
- * tree's attributes to the new files, unlike git).
+ * (end-of-line conversion, filters) in either tree, or a submodule, {@link #plan} says no and the
+ * caller makes the whole checkout (JGit's {@code DirCacheCheckout} from one tree to the other
+ * applied the old tree's attributes to the new files, unlike git).
  */
 final class TreeUpdate {
   private TreeUpdate() {}
 
+  /** What moving from one tree to the other writes and removes, and the bytes it writes. */
+  record Plan(List<String> removed, List<DirCacheEntry> written, long bytes) {
+    int paths() {
+      return removed.size() + written.size();
+    }
+  }
+
   /**
-   * Writes and removes what differs between {@code from} (what the work tree holds) and
-   * {@code to}.
-   *
-   * @return the paths written or removed; empty, with nothing changed, when either tree has
-   *     attributes or a submodule
+   * The paths that differ between {@code from} and {@code to}, read from {@code repository}
+   * (the mirror, which holds both); empty when either tree has attributes or a submodule, or
+   * when the new tree is one git would refuse to check out (a path that is a file and a folder,
+   * a name like {@code ..} or {@code .git}): the whole checkout then says what is wrong.
    */
-  static OptionalInt apply(Repository repository, RevTree from, RevTree to) throws IOException {
-    if (hasAttributesOrSubmodules(repository, to) || hasAttributesOrSubmodules(repository, from)) {
-      return OptionalInt.empty();
-    }
-    List<String> removed = new ArrayList<>();
-    List<DirCacheEntry> written = new ArrayList<>();
-    try (TreeWalk walk = new TreeWalk(repository)) {
-      walk.addTree(from);
-      walk.addTree(to);
-      walk.setRecursive(true);
-      walk.setFilter(TreeFilter.ANY_DIFF);
-      while (walk.next()) {
-        FileMode before = walk.getFileMode(0);
-        FileMode after = walk.getFileMode(1);
-        if (after == FileMode.MISSING) {
-          removed.add(walk.getPathString());
-          continue;
-        }
-        if (before != FileMode.MISSING && before.getObjectType() != Constants.OBJ_BLOB) {
-          return OptionalInt.empty(); // not a file before: left to DirCacheCheckout
-        }
-        DirCacheEntry entry = new DirCacheEntry(walk.getPathString());
-        entry.setFileMode(after);
-        entry.setObjectId(walk.getObjectId(1));
-        written.add(entry);
+  static Optional<Plan> plan(Repository repository, ObjectId from, ObjectId to)
+      throws IOException {
+    try (ObjectReader reader = repository.newObjectReader()) {
+      if (special(reader, to) || special(reader, from) || !checkable(reader, to)) {
+        return Optional.empty();
       }
+      List<String> removed = new ArrayList<>();
+      List<DirCacheEntry> written = new ArrayList<>();
+      long bytes = 0;
+      try (TreeWalk walk = new TreeWalk(reader)) {
+        walk.addTree(from);
+        walk.addTree(to);
+        walk.setRecursive(true);
+        walk.setFilter(TreeFilter.ANY_DIFF);
+        while (walk.next()) {
+          FileMode after = walk.getFileMode(1);
+          if (after == FileMode.MISSING) {
+            removed.add(walk.getPathString());
+            continue;
+          }
+          DirCacheEntry entry = new DirCacheEntry(walk.getPathString()); // checks the path
+          entry.setFileMode(after);
+          entry.setObjectId(walk.getObjectId(1));
+          written.add(entry);
+          bytes += reader.getObjectSize(walk.getObjectId(1), Constants.OBJ_BLOB);
+        }
+      }
+      return Optional.of(new Plan(removed, written, bytes));
+    } catch (RuntimeException e) {
+      // JGit's refusals of a path or a mode: the whole checkout refuses it the same way.
+      return Optional.empty();
     }
+  }
+
+  /**
+   * Carries out {@code plan} in {@code repository}'s work tree and index. Removals first, with
+   * the folders they leave empty, so that a folder that becomes a file finds its place free.
+   *
+   * @throws InterruptedIOException when {@code stop} says so (checked every 64 paths)
+   */
+  static void apply(Repository repository, Plan plan, BooleanSupplier stop) throws IOException {
     Path root = repository.getWorkTree().toPath();
     DirCache index = repository.lockDirCache();
     try {
       DirCacheEditor editor = index.editor();
-      // Removals first, with the folders they leave empty: a folder that becomes a file needs
-      // its place free.
-      for (String path : removed) {
+      int done = 0;
+      for (String path : plan.removed()) {
+        stopIf(stop, ++done);
         Path file = root.resolve(path);
         Files.deleteIfExists(file);
         for (Path dir = file.getParent(); dir != null && !dir.equals(root);
@@ -97,7 +120,8 @@ final class TreeUpdate {
       Checkout checkout = new Checkout(repository).setRecursiveDeletion(true);
       CheckoutMetadata plain = new CheckoutMetadata(EolStreamType.DIRECT, null);
       try (ObjectReader reader = repository.newObjectReader()) {
-        for (DirCacheEntry entry : written) {
+        for (DirCacheEntry entry : plan.written()) {
+          stopIf(stop, ++done);
           // Writes the blob (through a temporary file, replacing what is there), sets the
           // executable bit or makes the link, and records the file's size and time in entry.
           checkout.checkout(entry, plain, reader, null);
@@ -118,7 +142,12 @@ final class TreeUpdate {
     } finally {
       index.unlock();
     }
-    return OptionalInt.of(removed.size() + written.size());
+  }
+
+  private static void stopIf(BooleanSupplier stop, int done) throws InterruptedIOException {
+    if (done % 64 == 0 && stop.getAsBoolean()) {
+      throw MirrorObjects.interrupted();
+    }
   }
 
   /**
@@ -139,9 +168,9 @@ final class TreeUpdate {
     }
   }
 
-  private static boolean hasAttributesOrSubmodules(Repository repository, RevTree tree)
-      throws IOException {
-    try (TreeWalk walk = new TreeWalk(repository)) {
+  /** Whether {@code tree} has a {@code .gitattributes} anywhere, or a submodule. */
+  private static boolean special(ObjectReader reader, ObjectId tree) throws IOException {
+    try (TreeWalk walk = new TreeWalk(reader)) {
       walk.addTree(tree);
       walk.setRecursive(true);
       while (walk.next()) {
@@ -152,5 +181,16 @@ final class TreeUpdate {
       }
     }
     return false;
+  }
+
+  /**
+   * Whether the whole of {@code tree} goes into an index as {@code DirCacheCheckout} would put it:
+   * no path that is both a file and a folder, and every name one git may check out.
+   */
+  private static boolean checkable(ObjectReader reader, ObjectId tree) throws IOException {
+    DirCacheBuilder builder = DirCache.newInCore().builder();
+    builder.addTree(new byte[0], DirCacheEntry.STAGE_0, reader, tree);
+    builder.finish(); // throws on a file and a folder of one name
+    return true;
   }
 }
