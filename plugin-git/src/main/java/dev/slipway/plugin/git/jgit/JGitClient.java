@@ -807,17 +807,7 @@ public final class JGitClient implements GitClient {
       }
       long start = System.nanoTime();
       Path target = spec.directory();
-      try {
-        if (Files.isDirectory(target)) {
-          Files.delete(target); // empty, as a clone's directory must be
-        }
-        Files.move(ready.get().dir(), target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-      } catch (java.nio.file.AtomicMoveNotSupportedException e) {
-        readyCheckouts = false;
-        listener.log("cache.dir is on another file system than the workspace, so ready"
-            + " checkouts cannot be moved into it; they are not made any more");
-        return Optional.empty();
-      } catch (IOException e) {
+      if (!take(ready.get(), target)) {
         return Optional.empty();
       }
       ObjectId commit = null;
@@ -1234,18 +1224,8 @@ public final class JGitClient implements GitClient {
         return Optional.empty();
       }
       Path target = spec.directory();
-      try {
-        if (Files.isDirectory(target)) {
-          Files.delete(target); // empty, as a clone's directory must be
-        }
-        Files.move(older.get().dir(), target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-      } catch (java.nio.file.AtomicMoveNotSupportedException e) {
-        readyCheckouts = false;
-        listener.log("cache.dir is on another file system than the workspace, so ready"
-            + " checkouts cannot be moved into it; they are not made any more");
+      if (!take(older.get(), target)) {
         return Optional.empty();
-      } catch (IOException e) {
-        return Optional.empty(); // another job took it first
       }
       Path gitDir = target.resolve(Constants.DOT_GIT);
       long bytes;
@@ -1302,6 +1282,27 @@ public final class JGitClient implements GitClient {
         limit.checkDisk();
         return Optional.of(new CloneResult(to.name(), wanted.checkedOut(),
             commitTime(repository, to)));
+      }
+    }
+
+    /**
+     * Moves a ready checkout into the job's (empty) checkout directory; false when another job
+     * took it first, or when the cache is on another file system, after which none is made.
+     */
+    private boolean take(ReadyCheckouts.Ready ready, Path target) {
+      try {
+        if (Files.isDirectory(target)) {
+          Files.delete(target); // empty, as a clone's directory must be
+        }
+        Files.move(ready.dir(), target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        return true;
+      } catch (java.nio.file.AtomicMoveNotSupportedException e) {
+        readyCheckouts = false;
+        listener.log("cache.dir is on another file system than the workspace, so ready"
+            + " checkouts cannot be moved into it; they are not made any more");
+        return false;
+      } catch (IOException e) {
+        return false;
       }
     }
 
