@@ -88,7 +88,7 @@ public final class WorkerServer {
     this.probes = Executors.newFixedThreadPool(2, r -> {
       Thread t = new Thread(r, "grpc-probe-" + n.incrementAndGet());
       t.setDaemon(true);
-      // A probe is a few microseconds of work; ahead of job bookkeeping when cores are busy.
+      // The plaintext health-only listener's (worker.health): a few microseconds per probe.
       t.setPriority(Thread.MAX_PRIORITY);
       return t;
     });
@@ -137,15 +137,22 @@ public final class WorkerServer {
   }
 
   /**
-   * The executor of a call: Ping and health on their own threads, everything else on the job
-   * calls' pool. Chosen on the transport thread from the method name alone, before any of the
-   * call (interceptors included) runs; never null, which would leave the call on that thread.
+   * The executor of a call: Ping and health on the transport thread itself ({@link #DIRECT}),
+   * everything else on the job calls' pool. Chosen on the transport thread from the method name
+   * alone, before any of the call (interceptors included) runs.
    */
   private java.util.concurrent.Executor probeExecutor(io.grpc.ServerCall<?, ?> call,
       io.grpc.Metadata headers) {
     String method = call.getMethodDescriptor().getFullMethodName();
-    return method.equals(PING) || method.startsWith(HEALTH) ? probes : executor;
+    return method.equals(PING) || method.startsWith(HEALTH) ? DIRECT : executor;
   }
+
+  /**
+   * Ping and health run on the transport thread that read them: each is a few microseconds of
+   * work that never blocks (the job manager's state under its monitor, held only briefly), and a
+   * hop to another thread meant waiting for a core while builds kept both busy.
+   */
+  private static final java.util.concurrent.Executor DIRECT = Runnable::run;
 
   private static final String PING = JobServiceGrpc.getPingMethod().getFullMethodName();
   private static final String HEALTH = io.grpc.health.v1.HealthGrpc.SERVICE_NAME + "/";
