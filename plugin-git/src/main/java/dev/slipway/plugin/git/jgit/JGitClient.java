@@ -1160,18 +1160,8 @@ public final class JGitClient implements GitClient {
       try (Repository repository =
           new FileRepositoryBuilder().setGitDir(gitDir.toFile()).setMustExist(true).build()) {
         writeCheckoutConfig(repository, spec.url(), branch, source);
-        if (wanted.localRef() != null) {
-          setRef(repository, wanted.localRef(), wanted.object(), false);
-        }
-        if (!branch.isEmpty()) {
-          setRef(repository, Constants.R_HEADS + branch, wanted.commit(), false);
-        }
+        pointRefs(repository, wanted, branch);
         checkout(repository, wanted.commit(), false);
-        if (branch.isEmpty()) {
-          RefUpdate head = repository.updateRef(Constants.HEAD, true);
-          head.setNewObjectId(wanted.commit());
-          head.forceUpdate();
-        }
         if (spec.submodules()) {
           cloneSubmodules(repository);
         }
@@ -1256,14 +1246,7 @@ public final class JGitClient implements GitClient {
         limit.checkPlanned(plan.get().bytes(), to.name());
         checkCancelled();
         writeCheckoutConfig(repository, spec.url(), branch, source);
-        setRef(repository, wanted.localRef(), wanted.object(), false);
-        if (!branch.isEmpty()) {
-          setRef(repository, Constants.R_HEADS + branch, wanted.commit(), false);
-        } else {
-          RefUpdate detached = repository.updateRef(Constants.HEAD, true);
-          detached.setNewObjectId(wanted.commit());
-          detached.forceUpdate();
-        }
+        pointRefs(repository, wanted, branch);
         // The ref updates logged the old commit, which is gone: no reflog names it.
         MirrorCache.deleteTree(gitDir.resolve(Constants.LOGS));
         try {
@@ -1311,6 +1294,25 @@ public final class JGitClient implements GitClient {
       emptyCheckout();
       limit.restart();
       return Optional.empty();
+    }
+
+    /**
+     * Points a checkout's refs at what it holds: the remote-tracking ref (or the ref itself) at
+     * the fetched object, the branch at the commit, HEAD on the branch or, without one, detached
+     * at the commit.
+     */
+    private static void pointRefs(Repository repository, Wanted wanted, String branch)
+        throws MirrorDamaged, IOException {
+      if (wanted.localRef() != null) {
+        setRef(repository, wanted.localRef(), wanted.object(), false);
+      }
+      if (!branch.isEmpty()) {
+        setRef(repository, Constants.R_HEADS + branch, wanted.commit(), false);
+      } else {
+        RefUpdate head = repository.updateRef(Constants.HEAD, true);
+        head.setNewObjectId(wanted.commit());
+        head.forceUpdate();
+      }
     }
 
     private void beforeCopy(long bytes) throws IOException {

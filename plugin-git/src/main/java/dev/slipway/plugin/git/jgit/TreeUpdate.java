@@ -60,7 +60,7 @@ final class TreeUpdate {
   static Optional<Plan> plan(Repository repository, ObjectId from, ObjectId to)
       throws IOException {
     try (ObjectReader reader = repository.newObjectReader()) {
-      if (special(reader, to) || special(reader, from) || !checkable(reader, to)) {
+      if (!plain(reader, to) || !plain(reader, from)) {
         return Optional.empty();
       }
       List<String> removed = new ArrayList<>();
@@ -168,29 +168,24 @@ final class TreeUpdate {
     }
   }
 
-  /** Whether {@code tree} has a {@code .gitattributes} anywhere, or a submodule. */
-  private static boolean special(ObjectReader reader, ObjectId tree) throws IOException {
-    try (TreeWalk walk = new TreeWalk(reader)) {
-      walk.addTree(tree);
-      walk.setRecursive(true);
-      while (walk.next()) {
-        if (walk.getFileMode(0) == FileMode.GITLINK
-            || Constants.DOT_GIT_ATTRIBUTES.equals(walk.getNameString())) {
-          return true;
-        }
+  /**
+   * Whether {@code tree} goes into an index as {@code DirCacheCheckout} would put it, with
+   * neither a {@code .gitattributes} nor a submodule in it. The in-core index is built as a
+   * checkout builds it, which throws on a path that is a file and a folder at once.
+   */
+  private static boolean plain(ObjectReader reader, ObjectId tree) throws IOException {
+    DirCache index = DirCache.newInCore();
+    DirCacheBuilder builder = index.builder();
+    builder.addTree(new byte[0], DirCacheEntry.STAGE_0, reader, tree);
+    builder.finish();
+    for (int i = 0; i < index.getEntryCount(); i++) {
+      DirCacheEntry entry = index.getEntry(i);
+      String path = entry.getPathString();
+      if (entry.getFileMode() == FileMode.GITLINK || path.equals(Constants.DOT_GIT_ATTRIBUTES)
+          || path.endsWith("/" + Constants.DOT_GIT_ATTRIBUTES)) {
+        return false;
       }
     }
-    return false;
-  }
-
-  /**
-   * Whether the whole of {@code tree} goes into an index as {@code DirCacheCheckout} would put it:
-   * no path that is both a file and a folder, and every name one git may check out.
-   */
-  private static boolean checkable(ObjectReader reader, ObjectId tree) throws IOException {
-    DirCacheBuilder builder = DirCache.newInCore().builder();
-    builder.addTree(new byte[0], DirCacheEntry.STAGE_0, reader, tree);
-    builder.finish(); // throws on a file and a folder of one name
     return true;
   }
 }
