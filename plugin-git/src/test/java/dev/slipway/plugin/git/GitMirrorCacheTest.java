@@ -525,12 +525,11 @@ class GitMirrorCacheTest {
     Files.delete(work.resolve("dir/gone.txt"));
     Files.createDirectories(work.resolve("new/deep"));
     Files.writeString(work.resolve("new/deep/added.sh"), "#!/bin/sh\necho added\n");
+    Files.setPosixFilePermissions(work.resolve("new/deep/added.sh"),
+        java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
     Files.createSymbolicLink(work.resolve("link"), Path.of("keep.txt"));
-    GitRepos.git(work, "add", "-A");
-    GitRepos.git(work, "update-index", "--chmod=+x", "new/deep/added.sh");
-    GitRepos.git(work, "commit", "-q", "-m", "one change");
+    String changed = commitAll(work, "one change");
     GitRepos.git(work, "push", "-q", "origin", "main");
-    String changed = GitRepos.git(work, "rev-parse", "HEAD");
 
     RecordingJobContext job = job(newWorkspace(), url, "main");
     run(stage, job);
@@ -540,10 +539,7 @@ class GitMirrorCacheTest {
         job.lines()::toString);
     assertTrue(logged(job, " 4 file(s) written or removed"), job.lines()::toString);
     Path src = job.workspace().resolve("src");
-    Path fresh = Files.createTempDirectory(scratch, "fresh-");
-    GitRepos.git(scratch, "clone", "-q", "--depth", "1", "--branch", "main",
-        repos.path("changes.git").toUri().toString(), fresh.resolve("src").toString());
-    assertEquals(tree(fresh.resolve("src")), tree(src));
+    assertEquals(tree(freshClone("changes.git")), tree(src));
     assertTrue(Files.isExecutable(src.resolve("new/deep/added.sh")));
     assertFalse(Files.exists(src.resolve("dir/gone.txt")));
     assertEquals("main", GitRepos.git(src, "rev-parse", "--abbrev-ref", "HEAD"));
@@ -566,10 +562,8 @@ class GitMirrorCacheTest {
     Files.writeString(work.resolve("dir"), "a file now\n");
     Files.createDirectories(work.resolve("keep.txt"));
     Files.writeString(work.resolve("keep.txt/inner"), "a folder now\n");
-    GitRepos.git(work, "add", "-A");
-    GitRepos.git(work, "commit", "-q", "-m", "swap");
+    String swapped = commitAll(work, "swap");
     GitRepos.git(work, "push", "-q", "origin", "main");
-    String swapped = GitRepos.git(work, "rev-parse", "HEAD");
     RecordingJobContext swap = job(newWorkspace(), url, "main");
     run(stage, swap);
     assertEquals(swapped, sha(swap));
@@ -583,11 +577,8 @@ class GitMirrorCacheTest {
     GitRepos.git(other, "init", "-q", "-b", "main");
     Files.writeString(other.resolve("Dockerfile"), "FROM scratch\n");
     Files.writeString(other.resolve("rewritten.txt"), "all new\n");
-    GitRepos.git(other, "add", "-A");
-    GitRepos.git(other, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
-        "-m", "rewritten");
+    String rewritten = commitAll(other, "rewritten");
     GitRepos.git(other, "push", "-q", "--force", repos.path("changes.git").toString(), "main");
-    String rewritten = GitRepos.git(other, "rev-parse", "HEAD");
     RecordingJobContext again = job(newWorkspace(), url, "main");
     run(stage, again);
     assertEquals(rewritten, sha(again));
@@ -601,13 +592,11 @@ class GitMirrorCacheTest {
     idle(stage);
     Files.writeString(other.resolve(".gitattributes"), "*.txt text eol=crlf\n");
     Files.writeString(other.resolve("crlf.txt"), "line one\nline two\n");
-    GitRepos.git(other, "add", "-A");
-    GitRepos.git(other, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
-        "-m", "attributes");
+    String attributed = commitAll(other, "attributes");
     GitRepos.git(other, "push", "-q", repos.path("changes.git").toString(), "main");
     RecordingJobContext crlf = job(newWorkspace(), url, "main");
     run(stage, crlf);
-    assertEquals(GitRepos.git(other, "rev-parse", "HEAD"), sha(crlf));
+    assertEquals(attributed, sha(crlf));
     assertFalse(logged(crlf, "brought the worker's ready checkout"), crlf.lines()::toString);
     assertEquals("line one\r\nline two\r\n", Files.readString(crlf.workspace().resolve("src/crlf.txt")));
     assertEquals(tree(freshClone("changes.git")), tree(crlf.workspace().resolve("src")));
@@ -700,6 +689,14 @@ class GitMirrorCacheTest {
       throw new IOException(e);
     }
     return out;
+  }
+
+  /** Commits everything in the work tree {@code work}; returns the commit. */
+  private static String commitAll(Path work, String message) throws IOException {
+    GitRepos.git(work, "add", "-A");
+    GitRepos.git(work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
+        "-m", message);
+    return GitRepos.git(work, "rev-parse", "HEAD");
   }
 
   /** {@code git clone --depth 1} of the repository's default branch, as git itself makes it. */
